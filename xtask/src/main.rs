@@ -1,0 +1,218 @@
+//! `cargo xtask`: the project's CI and maintenance tasks, in Rust so they run the same everywhere.
+//!
+//! `cargo xtask ci` is the one command CI runs (`.ci/run` calls nothing else). Every step stops the
+//! run on its first failure, so a red CI always points at exactly one step.
+
+use std::collections::HashMap;
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+/// The workspace crates from the bottom layer to the top. A crate may depend only on crates that
+/// come before it here.
+const LAYERS: &[&str] = &[
+    "evloop-callbacks",
+    "evloop-reactor",
+    "evloop-thread-pool",
+    "evloop-process-pool",
+    "evloop",
+];
+
+/// Crates that are pure data structures and so can run under Miri.
+const MIRI_CRATES: &[&str] = &["evloop-callbacks"];
+
+type TaskResult = Result<(), String>;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let task = args.first().map(String::as_str).unwrap_or("help");
+    let rest = &args[args.len().min(1)..];
+    let result = match task {
+        "ci" => ci(),
+        "fmt" => cargo(&["fmt", "--all"]),
+        "lint" => lint(),
+        "test" => test(),
+        "doc" => doc(),
+        "layers" => layers(),
+        "miri" => miri(),
+        "bench" => bench(rest),
+        "tour" => tour(),
+        _ => {
+            eprintln!(
+                "usage: cargo xtask <task>\n\n\
+                 tasks:\n  \
+                 ci      everything CI checks: fmt, clippy, tests, docs, layering, benches compile, tour\n  \
+                 lint    cargo fmt --check and clippy with warnings denied\n  \
+                 test    the test suite (nextest when installed) and the doc tests\n  \
+                 doc     rustdoc with warnings denied\n  \
+                 layers  check that each crate depends only on the layers beneath it\n  \
+                 miri    the pure data-structure crates under Miri (skipped when Miri is absent)\n  \
+                 bench   run the criterion benchmarks (extra arguments go to cargo bench)\n  \
+                 tour    run the demo example"
+            );
+            return if task == "help" { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(why) => {
+            eprintln!("\nxtask {task}: FAILED: {why}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn ci() -> TaskResult {
+    let started = Instant::now();
+    step("format", || cargo(&["fmt", "--all", "--check"]))?;
+    step("layering", layers)?;
+    step("clippy", || {
+        cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])
+    })?;
+    step("tests", test)?;
+    step("docs", doc)?;
+    step("benchmarks compile", || cargo(&["bench", "--workspace", "--no-run"]))?;
+    step("tour", tour)?;
+    step("miri", miri)?;
+    println!("\nxtask ci: all steps passed in {:.0?}", started.elapsed());
+    Ok(())
+}
+
+fn step(name: &str, run: impl FnOnce() -> TaskResult) -> TaskResult {
+    println!("\n==> {name}");
+    let started = Instant::now();
+    run().map_err(|why| format!("step `{name}`: {why}"))?;
+    println!("<== {name} ok ({:.1?})", started.elapsed());
+    Ok(())
+}
+
+fn lint() -> TaskResult {
+    cargo(&["fmt", "--all", "--check"])?;
+    cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])
+}
+
+fn test() -> TaskResult {
+    if has_nextest() {
+        cargo(&["nextest", "run", "--workspace", "--no-fail-fast"])?;
+    } else {
+        println!("cargo-nextest is not installed: using cargo test");
+        cargo(&["test", "--workspace", "--lib", "--bins", "--tests", "--examples"])?;
+    }
+    // nextest does not run doc tests, and the rustdoc examples are part of the contract.
+    cargo(&["test", "--workspace", "--doc"])
+}
+
+fn doc() -> TaskResult {
+    run(Command::new(cargo_bin())
+        .args(["doc", "--workspace", "--no-deps"])
+        .env("RUSTDOCFLAGS", "-D warnings"))
+}
+
+fn tour() -> TaskResult {
+    if !root().join("crates/evloop/examples/tour.rs").exists() {
+        println!("no tour example yet: skipped");
+        return Ok(());
+    }
+    cargo(&["run", "--release", "--example", "tour"])
+}
+
+fn bench(extra: &[String]) -> TaskResult {
+    let mut args: Vec<&str> = vec!["bench", "--workspace"];
+    args.extend(extra.iter().map(String::as_str));
+    cargo(&args)
+}
+
+fn miri() -> TaskResult {
+    let probe = Command::new("cargo")
+        .args(["+nightly", "miri", "--version"])
+        .output();
+    if !matches!(&probe, Ok(out) if out.status.success()) {
+        println!(
+            "Miri is not installed (`rustup +nightly component add miri` adds it): skipped for {}",
+            MIRI_CRATES.join(", ")
+        );
+        return Ok(());
+    }
+    for krate in MIRI_CRATES {
+        run(Command::new("cargo").args(["+nightly", "miri", "test", "-p", krate]))?;
+    }
+    Ok(())
+}
+
+/// Reads `cargo metadata` and fails when a workspace crate depends (normally or at build time) on a
+/// workspace crate that is not beneath it. Dev-dependencies are free: tests may use any layer.
+fn layers() -> TaskResult {
+    let out = Command::new(cargo_bin())
+        .args(["metadata", "--no-deps", "--format-version", "1"])
+        .current_dir(root())
+        .output()
+        .map_err(|e| format!("cannot run cargo metadata: {e}"))?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    let meta: serde_json::Value =
+        serde_json::from_slice(&out.stdout).map_err(|e| format!("bad cargo metadata: {e}"))?;
+    let rank: HashMap<&str, usize> = LAYERS.iter().enumerate().map(|(i, n)| (*n, i)).collect();
+    let mut broken = Vec::new();
+    for package in meta["packages"].as_array().into_iter().flatten() {
+        let name = package["name"].as_str().unwrap_or_default();
+        let Some(&own) = rank.get(name) else { continue };
+        for dep in package["dependencies"].as_array().into_iter().flatten() {
+            if dep["kind"].as_str() == Some("dev") {
+                continue;
+            }
+            let dep_name = dep["name"].as_str().unwrap_or_default();
+            if let Some(&theirs) = rank.get(dep_name) {
+                if theirs >= own {
+                    broken.push(format!("{name} depends on {dep_name}, which is not beneath it"));
+                }
+            }
+        }
+        println!("  {name}: layer {} ok", own + 1);
+    }
+    if broken.is_empty() { Ok(()) } else { Err(broken.join("; ")) }
+}
+
+fn has_nextest() -> bool {
+    Command::new(cargo_bin())
+        .args(["nextest", "--version"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+fn cargo(args: &[&str]) -> TaskResult {
+    run(Command::new(cargo_bin()).args(args))
+}
+
+fn run(cmd: &mut Command) -> TaskResult {
+    cmd.current_dir(root());
+    println!("$ {}", describe(cmd));
+    let status = cmd.status().map_err(|e| format!("cannot start {}: {e}", describe(cmd)))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`{}` exited with {status}", describe(cmd)))
+    }
+}
+
+fn describe(cmd: &Command) -> String {
+    let mut text = cmd.get_program().to_string_lossy().into_owned();
+    for arg in cmd.get_args() {
+        text.push(' ');
+        text.push_str(&arg.to_string_lossy());
+    }
+    text
+}
+
+fn cargo_bin() -> String {
+    env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the workspace root")
+        .to_path_buf()
+}
