@@ -51,7 +51,11 @@ fn main() -> ExitCode {
                  bench   run the criterion benchmarks (extra arguments go to cargo bench)\n  \
                  tour    run the demo example"
             );
-            return if task == "help" { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+            return if task == "help" {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            };
         }
     };
     match result {
@@ -68,11 +72,20 @@ fn ci() -> TaskResult {
     step("format", || cargo(&["fmt", "--all", "--check"]))?;
     step("layering", layers)?;
     step("clippy", || {
-        cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])
+        cargo(&[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ])
     })?;
     step("tests", test)?;
     step("docs", doc)?;
-    step("benchmarks compile", || cargo(&["bench", "--workspace", "--no-run"]))?;
+    step("benchmarks compile", || {
+        cargo(&["bench", "--workspace", "--no-run"])
+    })?;
     step("tour", tour)?;
     step("miri", miri)?;
     println!("\nxtask ci: all steps passed in {:.0?}", started.elapsed());
@@ -89,7 +102,14 @@ fn step(name: &str, run: impl FnOnce() -> TaskResult) -> TaskResult {
 
 fn lint() -> TaskResult {
     cargo(&["fmt", "--all", "--check"])?;
-    cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])
+    cargo(&[
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ])
 }
 
 fn test() -> TaskResult {
@@ -97,7 +117,14 @@ fn test() -> TaskResult {
         cargo(&["nextest", "run", "--workspace", "--no-fail-fast"])?;
     } else {
         println!("cargo-nextest is not installed: using cargo test");
-        cargo(&["test", "--workspace", "--lib", "--bins", "--tests", "--examples"])?;
+        cargo(&[
+            "test",
+            "--workspace",
+            "--lib",
+            "--bins",
+            "--tests",
+            "--examples",
+        ])?;
     }
     // nextest does not run doc tests, and the rustdoc examples are part of the contract.
     cargo(&["test", "--workspace", "--doc"])
@@ -165,13 +192,19 @@ fn layers() -> TaskResult {
             let dep_name = dep["name"].as_str().unwrap_or_default();
             if let Some(&theirs) = rank.get(dep_name) {
                 if theirs >= own {
-                    broken.push(format!("{name} depends on {dep_name}, which is not beneath it"));
+                    broken.push(format!(
+                        "{name} depends on {dep_name}, which is not beneath it"
+                    ));
                 }
             }
         }
         println!("  {name}: layer {} ok", own + 1);
     }
-    if broken.is_empty() { Ok(()) } else { Err(broken.join("; ")) }
+    if broken.is_empty() {
+        Ok(())
+    } else {
+        Err(broken.join("; "))
+    }
 }
 
 fn has_nextest() -> bool {
@@ -189,7 +222,9 @@ fn cargo(args: &[&str]) -> TaskResult {
 fn run(cmd: &mut Command) -> TaskResult {
     cmd.current_dir(root());
     println!("$ {}", describe(cmd));
-    let status = cmd.status().map_err(|e| format!("cannot start {}: {e}", describe(cmd)))?;
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot start {}: {e}", describe(cmd)))?;
     if status.success() {
         Ok(())
     } else {

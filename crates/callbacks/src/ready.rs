@@ -1,0 +1,322 @@
+//! The ready queue: callbacks that will run in this loop iteration or the next, in FIFO order.
+//!
+//! Besides plain [`Handle`]s the queue carries [`TaskRef`]s: an executor's "poll this task"
+//! message as one pointer and a vtable. A task woken on the loop thread is thereby queued without
+//! allocating a handle for every wake-up, which is the hottest path of an async program.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::ptr::NonNull;
+
+use crate::Handle;
+
+/// How to run and drop the object behind a [`TaskRef`].
+#[derive(Debug)]
+pub struct TaskRefVTable {
+    /// Consumes the reference and runs the task (polls it once, for an executor's task).
+    pub run: unsafe fn(NonNull<()>),
+    /// Consumes the reference without running the task.
+    pub drop: unsafe fn(NonNull<()>),
+    /// A short name for reports, such as "Task".
+    pub name: &'static str,
+}
+
+/// An owned, type-erased reference to a runnable task: a thin pointer plus a static vtable.
+///
+/// Dropping a `TaskRef` without running it calls the vtable's `drop`, so nothing is leaked when
+/// a loop closes with tasks still queued.
+///
+/// ```
+/// use evloop_callbacks::{TaskRef, TaskRefVTable};
+/// use std::ptr::NonNull;
+///
+/// // A boxed closure as the task, to show the contract.
+/// type Job = Box<dyn FnOnce() + Send>;
+/// unsafe fn run(ptr: NonNull<()>) {
+///     // SAFETY: `ptr` came from `Box::into_raw` of a `Box<Job>` in `job_ref`.
+///     let job = unsafe { Box::from_raw(ptr.cast::<Job>().as_ptr()) };
+///     job();
+/// }
+/// unsafe fn drop_job(ptr: NonNull<()>) {
+///     // SAFETY: as in `run`.
+///     drop(unsafe { Box::from_raw(ptr.cast::<Job>().as_ptr()) });
+/// }
+/// static VTABLE: TaskRefVTable = TaskRefVTable { run, drop: drop_job, name: "Job" };
+///
+/// fn job_ref(job: Job) -> TaskRef {
+///     let ptr = NonNull::from(Box::leak(Box::new(job))).cast();
+///     // SAFETY: the vtable's functions expect exactly this pointer type, and a `Job` is `Send`,
+///     // so running or dropping it on any thread is sound.
+///     unsafe { TaskRef::from_raw(ptr, &VTABLE) }
+/// }
+///
+/// let task = job_ref(Box::new(|| println!("polled")));
+/// task.run();
+/// ```
+pub struct TaskRef {
+    ptr: NonNull<()>,
+    vtable: &'static TaskRefVTable,
+}
+
+impl TaskRef {
+    /// Builds a reference from a raw pointer and the functions that consume it.
+    ///
+    /// # Safety
+    ///
+    /// `vtable.run` and `vtable.drop` must each be sound to call once with `ptr`, from whichever
+    /// thread ends up holding the `TaskRef` (it is `Send`: a remote queue may carry it to the
+    /// loop thread), and nothing else may consume `ptr`.
+    pub unsafe fn from_raw(ptr: NonNull<()>, vtable: &'static TaskRefVTable) -> TaskRef {
+        TaskRef { ptr, vtable }
+    }
+
+    /// Runs the task, consuming the reference.
+    pub fn run(self) {
+        let this = std::mem::ManuallyDrop::new(self);
+        // SAFETY: `from_raw`'s contract makes `run` callable once with `ptr`; ManuallyDrop keeps
+        // our Drop from consuming the pointer a second time.
+        unsafe { (this.vtable.run)(this.ptr) }
+    }
+
+    /// The vtable's name for this kind of task.
+    pub fn name(&self) -> &'static str {
+        self.vtable.name
+    }
+}
+
+impl Drop for TaskRef {
+    fn drop(&mut self) {
+        // SAFETY: `from_raw`'s contract; a TaskRef is consumed exactly once, by `run` or here.
+        unsafe { (self.vtable.drop)(self.ptr) }
+    }
+}
+
+// SAFETY: `from_raw` requires the vtable functions to be sound from any thread holding the
+// reference; the pointer itself is only an opaque token.
+unsafe impl Send for TaskRef {}
+
+impl fmt::Debug for TaskRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<{} {:p}>", self.vtable.name, self.ptr)
+    }
+}
+
+/// One entry of the ready queue.
+#[derive(Debug)]
+pub enum Ready {
+    /// A callback scheduled with `call_soon` (or a due timer); skipped if cancelled by then.
+    Handle(Handle),
+    /// A task to poll.
+    Task(TaskRef),
+}
+
+impl Ready {
+    /// Drops the work without running it: a handle's callback is dropped even where the `Handle`
+    /// is still held elsewhere, and a task reference is released.
+    pub fn discard(self) {
+        if let Ready::Handle(handle) = self {
+            handle.discard();
+        }
+    }
+}
+
+/// The FIFO of ready work (asyncio's `_ready`).
+///
+/// The loop runs it in batches: it notes [`len`](ReadyQueue::len) at the start of a batch and
+/// pops exactly that many entries, so work queued by the batch waits for the next iteration.
+///
+/// ```
+/// use evloop_callbacks::{Handle, Ready, ReadyQueue};
+///
+/// let mut queue = ReadyQueue::new();
+/// queue.push_handle(Handle::new(|| print!("a ")));
+/// queue.push_handle(Handle::new(|| print!("b ")));
+/// let batch = queue.len();
+/// for _ in 0..batch {
+///     if let Some(Ready::Handle(h)) = queue.pop() {
+///         h.run();
+///     }
+/// }
+/// assert!(queue.is_empty());
+/// ```
+#[derive(Debug, Default)]
+pub struct ReadyQueue {
+    entries: VecDeque<Ready>,
+}
+
+impl ReadyQueue {
+    /// An empty queue.
+    pub fn new() -> ReadyQueue {
+        ReadyQueue::default()
+    }
+
+    /// Appends a callback.
+    pub fn push_handle(&mut self, handle: Handle) {
+        self.entries.push_back(Ready::Handle(handle));
+    }
+
+    /// Appends a task to poll.
+    pub fn push_task(&mut self, task: TaskRef) {
+        self.entries.push_back(Ready::Task(task));
+    }
+
+    /// Takes the oldest entry.
+    pub fn pop(&mut self) -> Option<Ready> {
+        self.entries.pop_front()
+    }
+
+    /// How many entries are queued.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Removes every entry without running it, discarding each (see [`Ready::discard`]).
+    pub fn clear(&mut self) {
+        self.take_all().into_iter().for_each(Ready::discard);
+    }
+
+    /// Takes every entry out, leaving the queue empty, for the caller to discard once it holds no
+    /// borrow that a callback's destructor could need (a loop's `close()`).
+    pub fn take_all(&mut self) -> VecDeque<Ready> {
+        std::mem::take(&mut self.entries)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::{Cell, RefCell};
+    use std::rc::Rc;
+
+    fn drain(queue: &mut ReadyQueue) {
+        while let Some(entry) = queue.pop() {
+            match entry {
+                Ready::Handle(h) => {
+                    h.run();
+                }
+                Ready::Task(t) => t.run(),
+            }
+        }
+    }
+
+    #[test]
+    fn fifo_and_exactly_once_across_many_callbacks() {
+        let n = if cfg!(miri) { 2_000 } else { 100_000 };
+        let seen = Rc::new(RefCell::new(Vec::with_capacity(n)));
+        let mut queue = ReadyQueue::new();
+        let handles: Vec<Handle> = (0..n)
+            .map(|i| {
+                let seen = seen.clone();
+                let h = Handle::new(move || seen.borrow_mut().push(i));
+                queue.push_handle(h.clone());
+                h
+            })
+            .collect();
+        // Queue every handle a second time: a handle runs at most once however often it is queued.
+        for h in &handles {
+            queue.push_handle(h.clone());
+        }
+        drain(&mut queue);
+        let seen = seen.borrow();
+        assert_eq!(seen.len(), n);
+        assert!(seen.iter().copied().eq(0..n));
+    }
+
+    #[test]
+    fn cancelled_entries_are_skipped_and_their_captures_dropped() {
+        let ran = Rc::new(Cell::new(0));
+        let capture = Rc::new(());
+        let mut queue = ReadyQueue::new();
+        let keep = Handle::new({
+            let ran = ran.clone();
+            move || ran.set(ran.get() + 1)
+        });
+        let cancel = Handle::new({
+            let ran = ran.clone();
+            let capture = capture.clone();
+            move || {
+                drop(capture);
+                ran.set(ran.get() + 100);
+            }
+        });
+        queue.push_handle(cancel.clone());
+        queue.push_handle(keep);
+        cancel.cancel();
+        assert_eq!(Rc::strong_count(&capture), 1);
+        drain(&mut queue);
+        assert_eq!(ran.get(), 1);
+    }
+
+    struct Counter {
+        runs: Rc<Cell<u32>>,
+        drops: Rc<Cell<u32>>,
+    }
+    unsafe fn run_counter(ptr: NonNull<()>) {
+        // SAFETY: made by `counter_ref` from a Box<Counter>.
+        let c = unsafe { Box::from_raw(ptr.cast::<Counter>().as_ptr()) };
+        c.runs.set(c.runs.get() + 1);
+        c.drops.set(c.drops.get() + 1);
+    }
+    unsafe fn drop_counter(ptr: NonNull<()>) {
+        // SAFETY: made by `counter_ref` from a Box<Counter>.
+        let c = unsafe { Box::from_raw(ptr.cast::<Counter>().as_ptr()) };
+        c.drops.set(c.drops.get() + 1);
+    }
+    static COUNTER_VTABLE: TaskRefVTable = TaskRefVTable {
+        run: run_counter,
+        drop: drop_counter,
+        name: "Counter",
+    };
+    fn counter_ref(runs: &Rc<Cell<u32>>, drops: &Rc<Cell<u32>>) -> TaskRef {
+        let boxed = Box::new(Counter {
+            runs: runs.clone(),
+            drops: drops.clone(),
+        });
+        // SAFETY: the vtable consumes exactly a Box<Counter>; the test stays on one thread.
+        unsafe { TaskRef::from_raw(NonNull::from(Box::leak(boxed)).cast(), &COUNTER_VTABLE) }
+    }
+
+    #[test]
+    fn task_refs_run_once_or_are_dropped_once() {
+        let runs = Rc::new(Cell::new(0));
+        let drops = Rc::new(Cell::new(0));
+        let mut queue = ReadyQueue::new();
+        queue.push_task(counter_ref(&runs, &drops));
+        queue.push_task(counter_ref(&runs, &drops));
+        let Some(Ready::Task(first)) = queue.pop() else {
+            panic!("expected a task")
+        };
+        assert_eq!(first.name(), "Counter");
+        first.run();
+        queue.clear();
+        assert_eq!((runs.get(), drops.get()), (1, 2));
+    }
+
+    #[test]
+    fn interleaves_handles_and_tasks_in_push_order() {
+        let order = Rc::new(RefCell::new(String::new()));
+        let runs = Rc::new(Cell::new(0));
+        let drops = Rc::new(Cell::new(0));
+        let mut queue = ReadyQueue::new();
+        queue.push_handle(Handle::new({
+            let order = order.clone();
+            move || order.borrow_mut().push('a')
+        }));
+        queue.push_task(counter_ref(&runs, &drops));
+        queue.push_handle(Handle::new({
+            let order = order.clone();
+            let runs = runs.clone();
+            move || {
+                assert_eq!(runs.get(), 1, "the task ran before this callback");
+                order.borrow_mut().push('c');
+            }
+        }));
+        drain(&mut queue);
+        assert_eq!(*order.borrow(), "ac");
+    }
+}
