@@ -276,7 +276,9 @@ mod tests {
         Duration::from_millis(n)
     }
 
-    fn recorder() -> (Rc<RefCell<Vec<u32>>>, impl Fn(u32) -> Box<dyn FnOnce()>) {
+    type Log = Rc<RefCell<Vec<u32>>>;
+
+    fn recorder() -> (Log, impl Fn(u32) -> Box<dyn FnOnce()>) {
         let log = Rc::new(RefCell::new(Vec::new()));
         let make = {
             let log = log.clone();
