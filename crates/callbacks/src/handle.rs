@@ -88,10 +88,26 @@ impl Handle {
     /// Wraps `callback` in a handle, remembering the caller's source location for reports.
     #[track_caller]
     pub fn new(callback: impl FnOnce() + 'static) -> Handle {
+        Handle::with_location(callback, Location::caller())
+    }
+
+    /// Wraps `callback` in a handle that reports `location` as where it was scheduled (for
+    /// callbacks that crossed a thread before being wrapped).
+    ///
+    /// ```
+    /// use std::panic::Location;
+    /// let here = Location::caller();
+    /// let h = evloop_callbacks::Handle::with_location(|| (), here);
+    /// assert_eq!(h.location(), here);
+    /// ```
+    pub fn with_location(
+        callback: impl FnOnce() + 'static,
+        location: &'static Location<'static>,
+    ) -> Handle {
         Handle {
             slot: Rc::new(CallbackSlot {
                 state: Cell::new(0),
-                location: Location::caller(),
+                location,
                 callback: Cell::new(Some(callback)),
             }),
         }

@@ -1,0 +1,715 @@
+//! The event loop: asyncio's `BaseEventLoop` scheduling core on a `mio::Poll`.
+//!
+//! One iteration ([`EventLoop::run_once`]) follows asyncio's `_run_once` step by step: clean up
+//! cancelled timers; poll the reactor (without blocking when work is ready or a stop is pending,
+//! until the next deadline when timers exist, indefinitely otherwise); take in what other threads
+//! sent; move due timers to the ready queue; run exactly the callbacks that were ready when the
+//! batch started. Everything here runs on the loop's thread, so the queues sit in `RefCell`s; no
+//! borrow is ever held while user code runs, so callbacks may freely schedule more work.
+
+use std::any::{Any, TypeId};
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::fmt;
+use std::io;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use evloop_callbacks::{Handle, Ready, ReadyQueue, TaskRef, TimerHandle, TimerHeap};
+use mio::{Events, Poll, Token};
+
+use crate::clock::Clock;
+use crate::exception::{ExceptionContext, ExceptionHandler, default_exception_handler};
+use crate::remote::{RemoteHandle, RemoteItem, Shared};
+use crate::{LoopError, Panic};
+
+/// asyncio's `MAXIMUM_SELECT_TIMEOUT`: the longest the reactor blocks in one call.
+const MAX_POLL_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
+/// asyncio's default `slow_callback_duration`.
+const DEFAULT_SLOW_CALLBACK: Duration = Duration::from_millis(100);
+
+/// The token of the loop's own `mio::Waker`.
+const WAKER_TOKEN: Token = Token(usize::MAX);
+
+static NEXT_LOOP_ID: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// The loop running on this thread, if any (asyncio's `_get_running_loop`).
+    static RUNNING: RefCell<Option<EventLoop>> = const { RefCell::new(None) };
+    /// Its id, readable without touching the `RefCell` (the task-waker fast path).
+    static RUNNING_ID: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Configures an [`EventLoop`] before it is built.
+///
+/// ```
+/// use evloop_reactor::EventLoop;
+///
+/// let lp = EventLoop::builder().virtual_clock(true).debug(true).build().unwrap();
+/// assert!(lp.get_debug());
+/// ```
+#[derive(Debug, Default, Clone)]
+pub struct Builder {
+    virtual_clock: bool,
+    debug: bool,
+}
+
+impl Builder {
+    /// Uses a virtual clock: time stands still while callbacks run and jumps to the next
+    /// deadline whenever the loop would otherwise block with nothing else to wait for.
+    pub fn virtual_clock(mut self, on: bool) -> Builder {
+        self.virtual_clock = on;
+        self
+    }
+
+    /// Starts in debug mode (slow callbacks are reported).
+    pub fn debug(mut self, on: bool) -> Builder {
+        self.debug = on;
+        self
+    }
+
+    /// Builds the loop (this creates the epoll instance and the waker's eventfd).
+    pub fn build(self) -> io::Result<EventLoop> {
+        let poll = Poll::new()?;
+        let waker = mio::Waker::new(poll.registry(), WAKER_TOKEN)?;
+        let id = NEXT_LOOP_ID.fetch_add(1, Ordering::Relaxed);
+        Ok(EventLoop {
+            inner: Rc::new(Inner {
+                id,
+                ready: RefCell::new(ReadyQueue::new()),
+                timers: RefCell::new(TimerHeap::new()),
+                shared: Arc::new(Shared::new(waker, id)),
+                poll: RefCell::new(poll),
+                events: RefCell::new(Events::with_capacity(256)),
+                remote_batch: RefCell::new(Vec::new()),
+                clock: Clock::new(self.virtual_clock),
+                running: Cell::new(false),
+                stopping: Cell::new(false),
+                closed: Cell::new(false),
+                debug: Cell::new(self.debug),
+                slow_callback: Cell::new(DEFAULT_SLOW_CALLBACK),
+                iterations: Cell::new(0),
+                exception_handler: RefCell::new(None),
+                extensions: RefCell::new(HashMap::new()),
+                close_hooks: RefCell::new(Vec::new()),
+            }),
+        })
+    }
+}
+
+struct Inner {
+    id: u64,
+    ready: RefCell<ReadyQueue>,
+    timers: RefCell<TimerHeap>,
+    shared: Arc<Shared>,
+    poll: RefCell<Poll>,
+    events: RefCell<Events>,
+    /// Reused buffer for draining the remote queue, so a steady stream of batches allocates once.
+    remote_batch: RefCell<Vec<RemoteItem>>,
+    clock: Clock,
+    running: Cell<bool>,
+    stopping: Cell<bool>,
+    closed: Cell<bool>,
+    debug: Cell<bool>,
+    slow_callback: Cell<Duration>,
+    iterations: Cell<u64>,
+    exception_handler: RefCell<Option<ExceptionHandler>>,
+    extensions: RefCell<HashMap<TypeId, Rc<dyn Any>>>,
+    close_hooks: RefCell<Vec<Box<dyn FnOnce()>>>,
+}
+
+/// asyncio's event loop: a single-threaded scheduler of callbacks, timers and I/O.
+///
+/// Cheap to clone (clones share one loop) and `!Send`: the loop belongs to the thread that made
+/// it. Other threads use its [`remote`](EventLoop::remote) handle.
+///
+/// ```
+/// use evloop_reactor::EventLoop;
+/// use std::time::Duration;
+///
+/// let lp = EventLoop::new().unwrap();
+/// lp.call_soon(|| println!("first")).unwrap();
+/// let stopper = lp.clone();
+/// lp.call_later(Duration::from_millis(10), move || stopper.stop()).unwrap();
+/// lp.run_forever().unwrap();
+/// lp.close().unwrap();
+/// ```
+#[derive(Clone)]
+pub struct EventLoop {
+    inner: Rc<Inner>,
+}
+
+impl EventLoop {
+    /// A new loop with the real clock, not in debug mode.
+    pub fn new() -> io::Result<EventLoop> {
+        Builder::default().build()
+    }
+
+    /// A builder for a loop with other settings.
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    /// The loop running on this thread, if any.
+    ///
+    /// ```
+    /// use evloop_reactor::EventLoop;
+    /// assert!(EventLoop::running().is_none());
+    /// ```
+    pub fn running() -> Option<EventLoop> {
+        RUNNING.with(|running| running.borrow().clone())
+    }
+
+    /// Calls `f` with the loop running on this thread, without cloning it.
+    pub fn with_running<R>(f: impl FnOnce(Option<&EventLoop>) -> R) -> R {
+        RUNNING.with(|running| f(running.borrow().as_ref()))
+    }
+
+    /// The id of the loop running on this thread (0 when none): one thread-local read.
+    pub fn running_id() -> u64 {
+        RUNNING_ID.with(Cell::get)
+    }
+
+    /// A process-unique id for this loop (never 0).
+    pub fn id(&self) -> u64 {
+        self.inner.id
+    }
+
+    /// Whether two handles refer to the same loop.
+    pub fn ptr_eq(&self, other: &EventLoop) -> bool {
+        Rc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    fn check_closed(&self) -> Result<(), LoopError> {
+        if self.inner.closed.get() {
+            Err(LoopError::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    // ---- scheduling -------------------------------------------------------------------------
+
+    /// Schedules `callback` to run on a later iteration, after everything already scheduled
+    /// (asyncio's `call_soon`). Fails with "Event loop is closed" on a closed loop.
+    ///
+    /// ```
+    /// let lp = evloop_reactor::EventLoop::new().unwrap();
+    /// let handle = lp.call_soon(|| unreachable!("cancelled")).unwrap();
+    /// handle.cancel();
+    /// lp.run_once().unwrap();
+    /// ```
+    #[track_caller]
+    pub fn call_soon(&self, callback: impl FnOnce() + 'static) -> Result<Handle, LoopError> {
+        self.check_closed()?;
+        let handle = Handle::new(callback);
+        self.inner.ready.borrow_mut().push_handle(handle.clone());
+        Ok(handle)
+    }
+
+    /// Schedules `callback` to run once `delay` has passed (asyncio's `call_later`).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let lp = evloop_reactor::EventLoop::builder().virtual_clock(true).build().unwrap();
+    /// let t = lp.call_later(Duration::from_secs(60), || println!("a minute later")).unwrap();
+    /// assert_eq!(t.when() - lp.time(), Duration::from_secs(60));
+    /// ```
+    #[track_caller]
+    pub fn call_later(
+        &self,
+        delay: Duration,
+        callback: impl FnOnce() + 'static,
+    ) -> Result<TimerHandle, LoopError> {
+        self.call_at(self.time() + delay, callback)
+    }
+
+    /// Schedules `callback` to run at loop time `when` (asyncio's `call_at`). A deadline in the
+    /// past is allowed: the timer is due at once.
+    ///
+    /// ```
+    /// let lp = evloop_reactor::EventLoop::new().unwrap();
+    /// let t = lp.call_at(lp.time(), || println!("due now")).unwrap();
+    /// assert!(!t.cancelled());
+    /// ```
+    #[track_caller]
+    pub fn call_at(
+        &self,
+        when: Instant,
+        callback: impl FnOnce() + 'static,
+    ) -> Result<TimerHandle, LoopError> {
+        self.check_closed()?;
+        Ok(self.inner.timers.borrow_mut().schedule(when, callback))
+    }
+
+    /// Queues a task to be polled on the next iteration: the on-thread half of a task's waker.
+    /// A closed loop drops the reference (releasing the task) and reports it.
+    pub fn schedule_task(&self, task: TaskRef) -> Result<(), LoopError> {
+        self.check_closed()?;
+        self.inner.ready.borrow_mut().push_task(task);
+        Ok(())
+    }
+
+    /// The loop's clock (asyncio's `time()`): monotonic, or virtual if the loop was built so.
+    pub fn time(&self) -> Instant {
+        self.inner.clock.now()
+    }
+
+    /// Whether the loop was built with a virtual clock.
+    pub fn has_virtual_clock(&self) -> bool {
+        self.inner.clock.is_virtual()
+    }
+
+    /// Moves a virtual clock forward by `by` (no effect on a real clock); timers that become due
+    /// fire on the next iteration.
+    pub fn advance_clock(&self, by: Duration) {
+        self.inner.clock.advance(by);
+    }
+
+    /// A thread-safe handle for `call_soon_threadsafe` and `stop` from other threads.
+    pub fn remote(&self) -> RemoteHandle {
+        RemoteHandle {
+            shared: self.inner.shared.clone(),
+        }
+    }
+
+    // ---- lifecycle --------------------------------------------------------------------------
+
+    /// Runs iterations until [`stop`](EventLoop::stop) is called (asyncio's `run_forever`).
+    ///
+    /// Fails with "Event loop is closed", "This event loop is already running", or "Cannot run
+    /// the event loop while another loop is running".
+    pub fn run_forever(&self) -> Result<(), LoopError> {
+        let _running = self.enter()?;
+        loop {
+            self.iterate();
+            if self.inner.stopping.get() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs exactly one iteration, blocking in the reactor if nothing is ready (asyncio's
+    /// `_run_once`, with `run_forever`'s checks).
+    pub fn run_once(&self) -> Result<(), LoopError> {
+        let _running = self.enter()?;
+        self.iterate();
+        Ok(())
+    }
+
+    /// Marks this loop as running on this thread until the guard drops.
+    fn enter(&self) -> Result<RunningGuard, LoopError> {
+        self.check_closed()?;
+        if self.inner.running.get() {
+            return Err(LoopError::AlreadyRunning);
+        }
+        if Self::running_id() != 0 {
+            return Err(LoopError::AnotherLoopRunning);
+        }
+        self.inner.running.set(true);
+        RUNNING.with(|running| *running.borrow_mut() = Some(self.clone()));
+        RUNNING_ID.with(|id| id.set(self.inner.id));
+        Ok(RunningGuard { lp: self.clone() })
+    }
+
+    /// Asks the loop to stop once the current batch of callbacks has run (asyncio's `stop`).
+    ///
+    /// Called before `run_forever`, it makes the next run do exactly one non-blocking iteration.
+    /// From another thread use [`RemoteHandle::stop`].
+    pub fn stop(&self) {
+        self.inner.stopping.set(true);
+    }
+
+    /// Whether the loop is running.
+    pub fn is_running(&self) -> bool {
+        self.inner.running.get()
+    }
+
+    /// Whether the loop is closed.
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.get()
+    }
+
+    /// Closes the loop: pending callbacks and timers are dropped without running, the remote
+    /// queue refuses further calls, the close hooks run, and every later scheduling call fails
+    /// with "Event loop is closed". Idempotent. Fails with "Cannot close a running event loop".
+    ///
+    /// ```
+    /// use evloop_reactor::{EventLoop, LoopError};
+    /// let lp = EventLoop::new().unwrap();
+    /// lp.close().unwrap();
+    /// lp.close().unwrap();
+    /// assert_eq!(lp.call_soon(|| ()).unwrap_err(), LoopError::Closed);
+    /// ```
+    pub fn close(&self) -> Result<(), LoopError> {
+        if self.inner.running.get() {
+            return Err(LoopError::CloseRunning);
+        }
+        if self.inner.closed.replace(true) {
+            return Ok(());
+        }
+        self.inner.stopping.set(false);
+        // Take everything out first and drop it with no borrow held: a callback's destructor may
+        // call back into the loop (and find it closed).
+        let ready = self.inner.ready.borrow_mut().take_all();
+        let timers = self.inner.timers.borrow_mut().take_all();
+        let remote = self.inner.shared.queue.close();
+        self.inner.shared.drop_waker();
+        ready.into_iter().for_each(Ready::discard);
+        timers.iter().for_each(Handle::discard);
+        drop(remote);
+        let hooks = std::mem::take(&mut *self.inner.close_hooks.borrow_mut());
+        for hook in hooks {
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(hook)) {
+                self.call_exception_handler(
+                    ExceptionContext::new("Exception in a close hook")
+                        .with_exception(Panic::from_payload(payload)),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Registers `hook` to run when the loop closes (after its queues were emptied). A layer
+    /// above uses it to release what it attached to the loop, such as a default executor. On an
+    /// already closed loop the hook runs at once.
+    pub fn on_close(&self, hook: impl FnOnce() + 'static) {
+        if self.inner.closed.get() {
+            hook();
+        } else {
+            self.inner.close_hooks.borrow_mut().push(Box::new(hook));
+        }
+    }
+
+    /// Per-loop state of type `T`, created with `T::default()` on first use.
+    ///
+    /// This is how the layers above attach their own state (a task registry, a default executor)
+    /// to a loop without this crate knowing their types.
+    ///
+    /// ```
+    /// use std::cell::Cell;
+    /// let lp = evloop_reactor::EventLoop::new().unwrap();
+    /// lp.extension::<Cell<u32>>().set(7);
+    /// assert_eq!(lp.extension::<Cell<u32>>().get(), 7);
+    /// ```
+    pub fn extension<T: Default + 'static>(&self) -> Rc<T> {
+        let key = TypeId::of::<T>();
+        if let Some(found) = self.inner.extensions.borrow().get(&key) {
+            return found.clone().downcast::<T>().expect("keyed by TypeId");
+        }
+        let value: Rc<T> = Rc::new(T::default());
+        self.inner
+            .extensions
+            .borrow_mut()
+            .insert(key, value.clone() as Rc<dyn Any>);
+        value
+    }
+
+    // ---- debug ------------------------------------------------------------------------------
+
+    /// Whether debug mode is on.
+    pub fn get_debug(&self) -> bool {
+        self.inner.debug.get()
+    }
+
+    /// Turns debug mode on or off. In debug mode, a callback that runs longer than
+    /// [`slow_callback_duration`](EventLoop::slow_callback_duration) is reported through the
+    /// exception handler.
+    pub fn set_debug(&self, on: bool) {
+        self.inner.debug.set(on);
+    }
+
+    /// The threshold for the slow-callback report (default 100 ms).
+    pub fn slow_callback_duration(&self) -> Duration {
+        self.inner.slow_callback.get()
+    }
+
+    /// Sets the threshold for the slow-callback report.
+    pub fn set_slow_callback_duration(&self, duration: Duration) {
+        self.inner.slow_callback.set(duration);
+    }
+
+    /// How many iterations the loop has run (a diagnostic; it shows a loop that spins).
+    pub fn iteration_count(&self) -> u64 {
+        self.inner.iterations.get()
+    }
+
+    /// How many callbacks and tasks are ready to run.
+    pub fn ready_len(&self) -> usize {
+        self.inner.ready.borrow().len()
+    }
+
+    /// How many timers are scheduled (cancelled ones not yet cleaned up included).
+    pub fn timer_count(&self) -> usize {
+        self.inner.timers.borrow().len()
+    }
+
+    // ---- exception handler ------------------------------------------------------------------
+
+    /// Sets (or with `None`, removes) the exception handler.
+    ///
+    /// ```
+    /// use evloop_reactor::EventLoop;
+    /// use std::rc::Rc;
+    ///
+    /// let lp = EventLoop::new().unwrap();
+    /// lp.set_exception_handler(Some(Rc::new(|_lp: &EventLoop, ctx: &evloop_reactor::ExceptionContext| {
+    ///     println!("reported: {}", ctx.message);
+    /// })));
+    /// lp.call_soon(|| panic!("boom")).unwrap();
+    /// lp.run_once().unwrap(); // prints "reported: Exception in callback ..."
+    /// ```
+    pub fn set_exception_handler(&self, handler: Option<ExceptionHandler>) {
+        *self.inner.exception_handler.borrow_mut() = handler;
+    }
+
+    /// The current exception handler, if one was set.
+    pub fn exception_handler(&self) -> Option<ExceptionHandler> {
+        self.inner.exception_handler.borrow().clone()
+    }
+
+    /// asyncio's `default_exception_handler`: one report on stderr.
+    pub fn default_exception_handler(&self, context: &ExceptionContext) {
+        default_exception_handler(context);
+    }
+
+    /// Reports `context` through the exception handler, or the default one when none is set.
+    ///
+    /// A handler that panics is itself reported to the default handler ("Unhandled error in
+    /// exception handler", with the original context); nothing escapes into the loop.
+    pub fn call_exception_handler(&self, context: ExceptionContext) {
+        let handler = self.exception_handler();
+        let Some(handler) = handler else {
+            default_exception_handler(&context);
+            return;
+        };
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| handler(self, &context))) {
+            let mut report = ExceptionContext::new("Unhandled error in exception handler")
+                .with_exception(Panic::from_payload(payload));
+            report.context = Some(Box::new(context));
+            default_exception_handler(&report);
+        }
+    }
+
+    // ---- one iteration ----------------------------------------------------------------------
+
+    fn iterate(&self) {
+        let inner = &*self.inner;
+        inner.iterations.set(inner.iterations.get() + 1);
+        inner.timers.borrow_mut().clean_up();
+
+        let timeout = if inner.stopping.get()
+            || !inner.ready.borrow().is_empty()
+            || inner.shared.queue.has_items()
+        {
+            Some(Duration::ZERO)
+        } else {
+            let next = inner.timers.borrow().next_deadline();
+            next.map(|when| {
+                when.saturating_duration_since(self.time())
+                    .min(MAX_POLL_TIMEOUT)
+            })
+        };
+        self.poll_reactor(timeout);
+        self.take_remote();
+
+        // asyncio's clock-resolution rule: everything due up to now (+1 ns, the monotonic clock's
+        // resolution here) becomes ready.
+        let end = self.time() + Duration::from_nanos(1);
+        loop {
+            let due = inner.timers.borrow_mut().pop_due(end);
+            let Some(handle) = due else { break };
+            inner.ready.borrow_mut().push_handle(handle);
+        }
+
+        let batch = inner.ready.borrow().len();
+        for _ in 0..batch {
+            let entry = inner.ready.borrow_mut().pop();
+            match entry {
+                Some(Ready::Handle(handle)) => self.run_handle(handle),
+                Some(Ready::Task(task)) => self.run_task(task),
+                None => break,
+            }
+        }
+    }
+
+    /// Polls mio, parking the remote queue around a blocking poll so that other threads know to
+    /// wake us. With a virtual clock, a wait for a timer becomes a jump of the clock instead.
+    fn poll_reactor(&self, timeout: Option<Duration>) {
+        let inner = &*self.inner;
+        let mut timeout = timeout;
+        let mut jump_to = None;
+        if inner.clock.is_virtual() && timeout.is_some_and(|t| !t.is_zero()) {
+            if inner.shared.clock_held() {
+                // Outside work is in flight: wait for it in real time, however long it takes.
+                timeout = None;
+            } else {
+                jump_to = inner.timers.borrow().next_deadline();
+                timeout = Some(Duration::ZERO);
+            }
+        }
+        let parked = timeout != Some(Duration::ZERO) && inner.shared.queue.try_park();
+        if timeout != Some(Duration::ZERO) && !parked {
+            timeout = Some(Duration::ZERO);
+        }
+        let mut events = inner.events.borrow_mut();
+        let mut poll = inner.poll.borrow_mut();
+        if let Err(error) = poll.poll(&mut events, timeout) {
+            // EINTR: a signal arrived; the iteration simply goes on. Anything else is reported
+            // rather than spun on.
+            if error.kind() != io::ErrorKind::Interrupted {
+                drop((events, poll));
+                if parked {
+                    inner.shared.queue.unpark();
+                }
+                self.call_exception_handler(
+                    ExceptionContext::new("Error polling the reactor").with_exception(error),
+                );
+                return;
+            }
+        }
+        if parked {
+            inner.shared.queue.unpark();
+        }
+        let io_happened = events.iter().any(|event| event.token() != WAKER_TOKEN);
+        drop((events, poll));
+        if let Some(when) = jump_to {
+            if !io_happened && !inner.shared.queue.has_items() {
+                inner.clock.advance_to(when);
+            }
+        }
+    }
+
+    /// Moves what other threads sent into the ready queue, in the order they sent it.
+    fn take_remote(&self) {
+        let inner = &*self.inner;
+        let mut batch = inner.remote_batch.take();
+        inner.shared.queue.drain_into(&mut batch);
+        if batch.is_empty() {
+            inner.remote_batch.replace(batch);
+            return;
+        }
+        {
+            let mut ready = inner.ready.borrow_mut();
+            for item in batch.drain(..) {
+                match item {
+                    RemoteItem::Callback(callback, location) => {
+                        ready.push_handle(Handle::with_location(callback, location));
+                    }
+                    RemoteItem::Task(task) => ready.push_task(task),
+                    RemoteItem::Stop => inner.stopping.set(true),
+                    RemoteItem::Nudge => {}
+                }
+            }
+        }
+        inner.remote_batch.replace(batch);
+    }
+
+    fn run_handle(&self, handle: Handle) {
+        let started = self.inner.debug.get().then(Instant::now);
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| handle.run())) {
+            let message = format!(
+                "Exception in callback {} at {}",
+                handle.callback_name(),
+                handle.location()
+            );
+            self.call_exception_handler(
+                ExceptionContext::new(message)
+                    .with_exception(Panic::from_payload(payload))
+                    .with_handle(handle.clone()),
+            );
+        }
+        if let Some(started) = started {
+            let took = started.elapsed();
+            if took >= self.inner.slow_callback.get() {
+                self.call_exception_handler(
+                    ExceptionContext::new(format!(
+                        "Executing {handle:?} took {:.3} seconds",
+                        took.as_secs_f64()
+                    ))
+                    .with_handle(handle),
+                );
+            }
+        }
+    }
+
+    fn run_task(&self, task: TaskRef) {
+        let started = self.inner.debug.get().then(Instant::now);
+        let name = task.name();
+        // A task catches its own panics; this is the net under the executor's own code.
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| task.run())) {
+            self.call_exception_handler(
+                ExceptionContext::new(format!("Exception in callback <{name}>"))
+                    .with_exception(Panic::from_payload(payload)),
+            );
+        }
+        if let Some(started) = started {
+            let took = started.elapsed();
+            if took >= self.inner.slow_callback.get() {
+                self.call_exception_handler(ExceptionContext::new(format!(
+                    "Executing <{name}> took {:.3} seconds",
+                    took.as_secs_f64()
+                )));
+            }
+        }
+    }
+}
+
+/// Resets the running state when `run_forever` / `run_once` ends, however it ends.
+struct RunningGuard {
+    lp: EventLoop,
+}
+
+impl Drop for RunningGuard {
+    fn drop(&mut self) {
+        let inner = &*self.lp.inner;
+        inner.stopping.set(false);
+        inner.running.set(false);
+        RUNNING_ID.with(|id| id.set(0));
+        let previous = RUNNING.with(|running| running.borrow_mut().take());
+        drop(previous);
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The last handle is gone: a loop that was never closed stops accepting remote work, so
+        // that threads holding a RemoteHandle get "Event loop is closed" instead of queueing into
+        // the void. Queued callbacks are dropped with the fields.
+        self.closed.set(true);
+        drop(self.shared.queue.close());
+        self.shared.drop_waker();
+    }
+}
+
+impl fmt::Debug for EventLoop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "<EventLoop id={} running={} closed={} debug={}>",
+            self.inner.id,
+            self.is_running(),
+            self.is_closed(),
+            self.get_debug()
+        )
+    }
+}
+
+/// The loop running on this thread, or "no running event loop" (asyncio's `get_running_loop`).
+///
+/// ```
+/// use evloop_reactor::{EventLoop, LoopError, get_running_loop};
+///
+/// assert_eq!(get_running_loop().unwrap_err(), LoopError::NoRunningLoop);
+/// let lp = EventLoop::new().unwrap();
+/// lp.call_soon(|| assert!(get_running_loop().is_ok())).unwrap();
+/// lp.run_once().unwrap();
+/// ```
+pub fn get_running_loop() -> Result<EventLoop, LoopError> {
+    EventLoop::running().ok_or(LoopError::NoRunningLoop)
+}

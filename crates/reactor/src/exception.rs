@@ -1,0 +1,126 @@
+//! The exception handler: where everything that goes wrong without anyone awaiting it is reported.
+//!
+//! asyncio routes a failing callback, a task error nobody retrieved, a panic during shutdown and
+//! its own warnings through one user-settable function; so does evloop. The default handler writes
+//! one readable report to stderr (evloop does not use a logging facade; install a handler to send
+//! reports anywhere else).
+
+use std::error::Error;
+use std::fmt::{self, Write as _};
+use std::io::Write as _;
+use std::rc::Rc;
+
+use evloop_callbacks::Handle;
+
+use crate::EventLoop;
+
+/// A user exception handler: asyncio's `handler(loop, context)`.
+pub type ExceptionHandler = Rc<dyn Fn(&EventLoop, &ExceptionContext)>;
+
+/// What went wrong: asyncio's context dict as a struct, with the keys that apply to evloop.
+///
+/// ```
+/// use evloop_reactor::{ExceptionContext, Panic};
+///
+/// let ctx = ExceptionContext::new("Exception in callback f")
+///     .with_exception(Panic::new("nope"));
+/// assert_eq!(ctx.message, "Exception in callback f");
+/// assert!(ctx.render().contains("panic: nope"));
+/// ```
+#[derive(Default)]
+pub struct ExceptionContext {
+    /// A one-line description (asyncio's `message`).
+    pub message: String,
+    /// The error or caught panic (asyncio's `exception`).
+    pub exception: Option<Box<dyn Error + 'static>>,
+    /// The callback involved (asyncio's `handle`).
+    pub handle: Option<Handle>,
+    /// A description of the task involved (asyncio's `task`).
+    pub task: Option<String>,
+    /// A description of the future involved (asyncio's `future`).
+    pub future: Option<String>,
+    /// The context a failing custom handler was handling (asyncio's `context`, set only with
+    /// "Unhandled error in exception handler").
+    pub context: Option<Box<ExceptionContext>>,
+}
+
+impl ExceptionContext {
+    /// A context with just a message.
+    pub fn new(message: impl Into<String>) -> ExceptionContext {
+        ExceptionContext {
+            message: message.into(),
+            ..ExceptionContext::default()
+        }
+    }
+
+    /// Sets the error.
+    pub fn with_exception(mut self, error: impl Error + 'static) -> ExceptionContext {
+        self.exception = Some(Box::new(error));
+        self
+    }
+
+    /// Sets the handle.
+    pub fn with_handle(mut self, handle: Handle) -> ExceptionContext {
+        self.handle = Some(handle);
+        self
+    }
+
+    /// Sets the task description.
+    pub fn with_task(mut self, task: impl Into<String>) -> ExceptionContext {
+        self.task = Some(task.into());
+        self
+    }
+
+    /// Sets the future description.
+    pub fn with_future(mut self, future: impl Into<String>) -> ExceptionContext {
+        self.future = Some(future.into());
+        self
+    }
+
+    /// The report the default handler prints: the message, then `key: value` lines in asyncio's
+    /// (sorted) key order, then the error and its causes.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let message = if self.message.is_empty() {
+            "Unhandled exception in event loop"
+        } else {
+            &self.message
+        };
+        out.push_str(message);
+        if let Some(context) = &self.context {
+            let _ = write!(out, "\ncontext: {}", context.render().replace('\n', "\n  "));
+        }
+        if let Some(future) = &self.future {
+            let _ = write!(out, "\nfuture: {future}");
+        }
+        if let Some(handle) = &self.handle {
+            let _ = write!(out, "\nhandle: {handle:?}");
+        }
+        if let Some(task) = &self.task {
+            let _ = write!(out, "\ntask: {task}");
+        }
+        if let Some(error) = &self.exception {
+            let _ = write!(out, "\n{error}");
+            let mut source = error.source();
+            while let Some(cause) = source {
+                let _ = write!(out, "\ncaused by: {cause}");
+                source = cause.source();
+            }
+        }
+        out
+    }
+}
+
+impl fmt::Debug for ExceptionContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.render())
+    }
+}
+
+/// asyncio's `default_exception_handler`: one report on stderr. Never panics (a closed stderr
+/// loses the report rather than taking the loop down).
+pub fn default_exception_handler(context: &ExceptionContext) {
+    let mut report = context.render();
+    report.push('\n');
+    let _ = std::io::stderr().lock().write_all(report.as_bytes());
+}

@@ -1,0 +1,37 @@
+//! The engine of evloop: asyncio's event loop on mio.
+//!
+//! An [`EventLoop`] runs callbacks in order ([`call_soon`](EventLoop::call_soon)), fires timers
+//! ([`call_later`](EventLoop::call_later), [`call_at`](EventLoop::call_at)), accepts work from
+//! other threads ([`RemoteHandle::call_soon_threadsafe`]) and blocks in the reactor when idle.
+//! Its lifecycle ([`run_forever`](EventLoop::run_forever), [`stop`](EventLoop::stop),
+//! [`close`](EventLoop::close)) and its error texts are asyncio's; failures nobody awaits go to
+//! the [exception handler](EventLoop::set_exception_handler).
+//!
+//! ```
+//! use evloop_reactor::EventLoop;
+//! use std::time::Duration;
+//!
+//! let lp = EventLoop::new()?;
+//! let remote = lp.remote();
+//! lp.call_soon(|| println!("hello"))?;
+//! std::thread::spawn(move || {
+//!     remote.call_soon_threadsafe(|| println!("hello from a thread")).unwrap();
+//! });
+//! let stopper = lp.clone();
+//! lp.call_later(Duration::from_millis(50), move || stopper.stop())?;
+//! lp.run_forever()?;
+//! lp.close()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod clock;
+mod error;
+mod event_loop;
+mod exception;
+mod remote;
+
+pub use error::{LoopError, Panic};
+pub use event_loop::{Builder, EventLoop, get_running_loop};
+pub use evloop_callbacks::{Handle, TaskRef, TaskRefVTable, TimerHandle};
+pub use exception::{ExceptionContext, ExceptionHandler, default_exception_handler};
+pub use remote::{ClockHold, RemoteHandle};
