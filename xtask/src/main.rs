@@ -190,12 +190,12 @@ fn layers() -> TaskResult {
                 continue;
             }
             let dep_name = dep["name"].as_str().unwrap_or_default();
-            if let Some(&theirs) = rank.get(dep_name) {
-                if theirs >= own {
-                    broken.push(format!(
-                        "{name} depends on {dep_name}, which is not beneath it"
-                    ));
-                }
+            if let Some(&theirs) = rank.get(dep_name)
+                && theirs >= own
+            {
+                broken.push(format!(
+                    "{name} depends on {dep_name}, which is not beneath it"
+                ));
             }
         }
         println!("  {name}: layer {} ok", own + 1);
