@@ -1,0 +1,34 @@
+//! A work-stealing thread pool with Python's `concurrent.futures.ThreadPoolExecutor` semantics,
+//! whose futures can be awaited from any async runtime or waited on from plain threads.
+//!
+//! - [`ThreadPoolExecutor`]: lazy thread start (a thread starts only when no idle worker can
+//!   take a job), `submit`, `map`, Python's `shutdown(wait, cancel_futures)`, a bounded
+//!   [`shutdown_timeout`](ThreadPoolExecutor::shutdown_timeout), per-thread initializer, idle
+//!   keep-alive. Panics in jobs are caught and reported through the job's future.
+//! - [`JobFuture`] (in [`future`]): a `std::future::Future` that also offers blocking `wait`,
+//!   `cancel`, done callbacks and [`as_completed`](future::as_completed). The [`future`] module
+//!   is generic over the error type so other pools (the process pool) reuse it.
+//!
+//! ```
+//! use evloop_thread_pool::ThreadPoolExecutor;
+//!
+//! let pool = ThreadPoolExecutor::builder().max_workers(2).build().unwrap();
+//! let a = pool.submit(|| 20).unwrap();
+//! let b = pool.submit(|| 22).unwrap();
+//! assert_eq!(a.wait().unwrap() + b.wait().unwrap(), 42);
+//! ```
+
+mod builder;
+mod error;
+pub mod future;
+mod job;
+mod map;
+mod pool;
+mod sleep;
+mod worker;
+
+pub use builder::{ThreadPoolBuilder, default_max_workers};
+pub use error::{BuildError, JobError};
+pub use future::{JobFuture, JobPromise, as_completed, job_channel};
+pub use map::Map;
+pub use pool::ThreadPoolExecutor;

@@ -1,0 +1,150 @@
+//! How idle workers sleep, and how a submitter wakes exactly one of them.
+//!
+//! The model is rayon-core's sleep module, simplified for a pool fed from outside: a worker that
+//! runs out of work first *declares* itself idle (an atomic counter), then searches the queues
+//! once more, and only then blocks. A submitter pushes its job first and then tries to *claim*
+//! one declared worker (decrementing the counter); a successful claim posts one wake-up token.
+//! Because the worker re-checks the queues after declaring, and the submitter checks the counter
+//! after pushing (both sequentially consistent), either the worker sees the job or the submitter
+//! sees the worker: no wake-up is lost, and nobody spins.
+//!
+//! Tokens are counted under a mutex, so a token posted before its worker reached the condvar is
+//! not lost either; the condvar is signalled only when someone actually sleeps on it.
+//!
+//! Invariant: the number of declared workers equals `idle` plus the tokens posted (or about to
+//! be posted) by claimers. A worker that finds work after declaring *undeclares*: it decrements
+//! `idle` itself, or, if a claimer beat it to that, consumes the token meant for it.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+pub(crate) struct Sleep {
+    idle: AtomicUsize,
+    tokens: Mutex<Tokens>,
+    cond: Condvar,
+}
+
+struct Tokens {
+    posted: usize,
+    sleepers: usize,
+}
+
+/// Why [`Sleep::wait`] returned.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Woken {
+    /// A claimer picked this worker: it is no longer declared.
+    Token,
+    /// The pool is terminating: still declared.
+    Terminate,
+    /// The keep-alive time passed without a token: still declared.
+    TimedOut,
+}
+
+impl Sleep {
+    pub(crate) fn new() -> Self {
+        Sleep {
+            idle: AtomicUsize::new(0),
+            tokens: Mutex::new(Tokens {
+                posted: 0,
+                sleepers: 0,
+            }),
+            cond: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Tokens> {
+        self.tokens.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A worker announces that it is about to look for work one last time and then sleep.
+    pub(crate) fn declare_idle(&self) {
+        self.idle.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Takes one declared worker off the idle count. Returns false if none is declared.
+    pub(crate) fn claim_idle(&self) -> bool {
+        let mut idle = self.idle.load(Ordering::SeqCst);
+        while idle > 0 {
+            match self.idle.compare_exchange_weak(
+                idle,
+                idle - 1,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            ) {
+                Ok(_) => return true,
+                Err(now) => idle = now,
+            }
+        }
+        false
+    }
+
+    /// Submitter side: if a worker is idle, claim it and wake it. Returns whether one was
+    /// claimed (if not, the caller may start a thread).
+    pub(crate) fn wake_one_idle(&self) -> bool {
+        if !self.claim_idle() {
+            return false;
+        }
+        let mut tokens = self.lock();
+        tokens.posted += 1;
+        if tokens.sleepers > 0 {
+            self.cond.notify_one();
+        }
+        true
+    }
+
+    /// Worker side: stop being declared idle because work turned up.
+    pub(crate) fn undeclare(&self) {
+        if self.claim_idle() {
+            return;
+        }
+        // A claimer already took our unit of `idle`; its token is posted or about to be.
+        let mut tokens = self.lock();
+        while tokens.posted == 0 {
+            tokens.sleepers += 1;
+            tokens = self.cond.wait(tokens).unwrap_or_else(|e| e.into_inner());
+            tokens.sleepers -= 1;
+        }
+        tokens.posted -= 1;
+    }
+
+    /// Worker side: block until a token arrives, the pool terminates, or `keep_alive` passes.
+    pub(crate) fn wait(&self, terminate: &AtomicBool, keep_alive: Option<Duration>) -> Woken {
+        let mut tokens = self.lock();
+        loop {
+            if tokens.posted > 0 {
+                tokens.posted -= 1;
+                return Woken::Token;
+            }
+            if terminate.load(Ordering::SeqCst) {
+                return Woken::Terminate;
+            }
+            tokens.sleepers += 1;
+            let timed_out;
+            (tokens, timed_out) = match keep_alive {
+                None => (
+                    self.cond.wait(tokens).unwrap_or_else(|e| e.into_inner()),
+                    false,
+                ),
+                Some(keep_alive) => {
+                    let (guard, result) = self
+                        .cond
+                        .wait_timeout(tokens, keep_alive)
+                        .unwrap_or_else(|e| e.into_inner());
+                    (guard, result.timed_out())
+                }
+            };
+            tokens.sleepers -= 1;
+            if timed_out && tokens.posted == 0 {
+                return Woken::TimedOut;
+            }
+        }
+    }
+
+    /// Wakes every sleeper (termination). The caller sets its flag before calling this; taking
+    /// the lock orders the flag before any sleeper's next check.
+    pub(crate) fn wake_all(&self) {
+        let _tokens = self.lock();
+        self.cond.notify_all();
+    }
+}
