@@ -399,9 +399,8 @@ fn shutdown_timeout_returns_early_when_work_finishes_early() {
         .build()
         .unwrap();
     for _ in 0..2 {
-        let _ = pool
-            .submit(|| thread::sleep(Duration::from_millis(50)))
-            .unwrap();
+        // Not waited on: shutdown_timeout does the waiting.
+        drop(pool.submit(|| thread::sleep(Duration::from_millis(50))));
     }
     let started = Instant::now();
     assert!(pool.shutdown_timeout(LONG).is_ok());
@@ -484,12 +483,11 @@ fn drop_waits_for_queued_and_running_jobs() {
         .unwrap();
     for _ in 0..6 {
         let done = Arc::clone(&done);
-        let _ = pool
-            .submit(move || {
-                thread::sleep(Duration::from_millis(10));
-                done.fetch_add(1, Ordering::SeqCst);
-            })
-            .unwrap();
+        // Not waited on: dropping the pool does the waiting.
+        drop(pool.submit(move || {
+            thread::sleep(Duration::from_millis(10));
+            done.fetch_add(1, Ordering::SeqCst);
+        }));
     }
     drop(pool);
     assert_eq!(done.load(Ordering::SeqCst), 6);
