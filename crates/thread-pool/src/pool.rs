@@ -436,7 +436,7 @@ impl ThreadPoolExecutor {
     /// let pool = ThreadPoolExecutor::new();
     /// let job = pool.submit(|| std::thread::sleep(Duration::from_millis(10))).unwrap();
     /// assert!(pool.shutdown_timeout(Duration::from_secs(30)).is_ok());
-/// assert!(job.done());
+    /// assert!(job.done());
     /// ```
     pub fn shutdown_timeout(&self, timeout: Duration) -> Result<(), Timeout> {
         self.begin_shutdown(false);
