@@ -32,3 +32,8 @@ pub use error::{BuildError, JobError};
 pub use future::{JobFuture, JobPromise, as_completed, job_channel};
 pub use map::Map;
 pub use pool::ThreadPoolExecutor;
+
+// The README's example runs as a doc test too.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -632,3 +632,29 @@ fn futures_do_not_need_the_executor_to_outlive_them() {
     };
     assert_eq!(future.wait(), Ok(String::from("kept")));
 }
+
+#[test]
+fn bursts_with_idle_gaps_never_lose_a_wake_up() {
+    // Workers go to sleep between bursts; every burst must be picked up. A lost wake-up shows
+    // as a wait that times out instead of a hang.
+    let pool = ThreadPoolExecutor::builder()
+        .max_workers(4)
+        .build()
+        .unwrap();
+    let mut seed = 0x9e37_79b9_u32;
+    for round in 0..2_000u32 {
+        seed ^= seed << 13;
+        seed ^= seed >> 17;
+        seed ^= seed << 5;
+        let burst = 1 + seed % 8;
+        let mut futures: Vec<_> = (0..burst)
+            .map(|i| pool.submit(move || round + i).unwrap())
+            .collect();
+        for (i, future) in futures.iter_mut().enumerate() {
+            assert_eq!(future.wait_timeout(LONG), Some(Ok(round + i as u32)));
+        }
+        if round % 500 == 0 {
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
