@@ -23,12 +23,12 @@ use std::mem;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use crate::JobError;
+pub use crate::as_completed::{AsCompleted, NextCompleted, as_completed};
 
 const PENDING: u8 = 0;
 const RUNNING: u8 = 1;
@@ -543,6 +543,12 @@ impl<T, E: JobErrorKind> JobFuture<T, E> {
         self.push_callback(Callback::Result(Box::new(callback)));
     }
 
+    /// Calls `signal` once the future is done (at once if it already is), even if the result
+    /// was already taken. For `as_completed`.
+    pub(crate) fn on_done(&self, signal: Box<dyn FnOnce() + Send>) {
+        self.push_callback(Callback::Signal(signal));
+    }
+
     fn push_callback(&self, callback: Callback<T, E>) {
         let mut slot = self.shared.lock();
         if let Some(output) = slot.output.as_ref() {
@@ -594,111 +600,6 @@ impl<T, E: JobErrorKind> fmt::Debug for JobFuture<T, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JobFuture")
             .field("state", &self.state())
-            .finish()
-    }
-}
-
-/// Yields futures in the order they complete (Python's `concurrent.futures.as_completed`).
-///
-/// The iterator blocks in `next` until another future is done; each yielded future is done, so
-/// its `wait()` returns at once. Futures whose result was already taken count as done.
-///
-/// ```
-/// use evloop_thread_pool::{ThreadPoolExecutor, future::as_completed};
-///
-/// let pool = ThreadPoolExecutor::new();
-/// let futures: Vec<_> = (0..4).map(|i| pool.submit(move || i * 10).unwrap()).collect();
-/// let mut results: Vec<i32> = as_completed(futures).map(|f| f.wait().unwrap()).collect();
-/// results.sort();
-/// assert_eq!(results, [0, 10, 20, 30]);
-/// ```
-pub fn as_completed<T, E, I>(futures: I) -> AsCompleted<T, E>
-where
-    E: JobErrorKind,
-    I: IntoIterator<Item = JobFuture<T, E>>,
-{
-    let (tx, rx) = mpsc::channel();
-    let futures: Vec<Option<JobFuture<T, E>>> = futures
-        .into_iter()
-        .enumerate()
-        .map(|(index, future)| {
-            let tx = tx.clone();
-            future.push_callback(Callback::Signal(Box::new(move || {
-                // The receiver may be gone if the iterator was dropped early; nothing to do then.
-                let _ = tx.send(index);
-            })));
-            Some(future)
-        })
-        .collect();
-    AsCompleted {
-        remaining: futures.len(),
-        futures,
-        done: rx,
-    }
-}
-
-/// The iterator returned by [`as_completed`].
-pub struct AsCompleted<T, E: JobErrorKind = JobError> {
-    futures: Vec<Option<JobFuture<T, E>>>,
-    done: mpsc::Receiver<usize>,
-    remaining: usize,
-}
-
-impl<T, E: JobErrorKind> AsCompleted<T, E> {
-    /// Like `next`, but waits at most `timeout`; `Err(Timeout)` if nothing completed in time
-    /// (the iterator stays usable), `Ok(None)` when every future has been yielded.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use evloop_thread_pool::{JobError, future::{as_completed, job_channel}};
-    ///
-    /// let (promise, future) = job_channel::<u8, JobError>();
-    /// let mut it = as_completed([future]);
-    /// assert!(it.next_timeout(Duration::from_millis(1)).is_err());
-    /// promise.complete(Ok(1));
-    /// let done = it.next_timeout(Duration::from_secs(5)).unwrap().unwrap();
-    /// assert_eq!(done.wait(), Ok(1));
-    /// assert!(it.next_timeout(Duration::from_secs(5)).unwrap().is_none());
-    /// ```
-    pub fn next_timeout(&mut self, timeout: Duration) -> Result<Option<JobFuture<T, E>>, Timeout> {
-        if self.remaining == 0 {
-            return Ok(None);
-        }
-        match self.done.recv_timeout(timeout) {
-            Ok(index) => Ok(self.take(index)),
-            Err(mpsc::RecvTimeoutError::Timeout) => Err(Timeout),
-            Err(mpsc::RecvTimeoutError::Disconnected) => Ok(None),
-        }
-    }
-
-    fn take(&mut self, index: usize) -> Option<JobFuture<T, E>> {
-        self.remaining -= 1;
-        self.futures[index].take()
-    }
-}
-
-impl<T, E: JobErrorKind> Iterator for AsCompleted<T, E> {
-    type Item = JobFuture<T, E>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.remaining == 0 {
-            return None;
-        }
-        // Every registered signal fires exactly once (a dropped promise still completes its
-        // future), so a disconnect cannot happen while futures remain; treat it as the end.
-        let index = self.done.recv().ok()?;
-        self.take(index)
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        (self.remaining, Some(self.remaining))
-    }
-}
-
-impl<T, E: JobErrorKind> fmt::Debug for AsCompleted<T, E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AsCompleted")
-            .field("remaining", &self.remaining)
             .finish()
     }
 }

@@ -18,6 +18,7 @@
 //! assert_eq!(a.wait().unwrap() + b.wait().unwrap(), 42);
 //! ```
 
+mod as_completed;
 mod builder;
 mod error;
 pub mod future;

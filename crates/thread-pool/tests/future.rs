@@ -230,3 +230,22 @@ fn cancel_from_another_thread_wakes_an_awaiting_task() {
     assert!(shared.lock().unwrap().cancel());
     assert_eq!(awaiter.join().unwrap(), Err(JobError::Cancelled));
 }
+
+#[test]
+fn as_completed_async_form_wakes_across_threads() {
+    let channels: Vec<_> = (0..3).map(|_| job_channel::<usize, JobError>()).collect();
+    let (promises, futures): (Vec<_>, Vec<_>) = channels.into_iter().unzip();
+    let mut completed = as_completed(futures);
+    let completer = thread::spawn(move || {
+        for (i, promise) in promises.into_iter().enumerate().rev() {
+            thread::sleep(Duration::from_millis(5));
+            promise.complete(Ok(i));
+        }
+    });
+    let mut order = Vec::new();
+    while let Some(future) = block_on(completed.next_async()) {
+        order.push(future.wait().unwrap());
+    }
+    completer.join().unwrap();
+    assert_eq!(order, [2, 1, 0]);
+}
