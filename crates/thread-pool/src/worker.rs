@@ -10,6 +10,7 @@ use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{Ordering, fence};
 use std::sync::{Arc, MutexGuard};
+use std::thread;
 
 use crossbeam_deque::{Steal, Worker};
 
@@ -19,6 +20,9 @@ use crate::sleep::Woken;
 
 /// How many jobs a worker moves from the injector to its own deque at once.
 const BATCH: usize = 4;
+
+/// How many times an idle worker yields its time slice, looking for work, before it sleeps.
+const YIELD_ROUNDS: usize = 16;
 
 thread_local! {
     /// The pool (by address) and slot this thread works for, if it is a pool worker.
@@ -79,6 +83,13 @@ fn work<'a>(
     slot: usize,
 ) -> MutexGuard<'a, Lifecycle> {
     let declared = Cell::new(false);
+    let declare = || {
+        shared.sleep.declare_idle();
+        declared.set(true);
+        // Pairs with the fence after a submitter's push (see `sleep`): from here on, either we
+        // see its job or it sees us declared.
+        fence(Ordering::SeqCst);
+    };
     loop {
         // Read before searching: a job pushed before termination is then visible to the search.
         let terminating = shared.terminate.load(Ordering::SeqCst);
@@ -90,29 +101,34 @@ fn work<'a>(
             let _ = catch_unwind(AssertUnwindSafe(|| {
                 job.run(&mut || {
                     if deque.is_empty() && shared.injector.is_empty() {
-                        shared.sleep.declare_idle();
-                        declared.set(true);
+                        declare();
                     }
                 });
             }));
             continue;
         }
         if !declared.get() {
-            shared.sleep.declare_idle();
-            declared.set(true);
-            // Pairs with the fence after a submitter's push (see `sleep`).
-            fence(Ordering::SeqCst);
+            declare();
             continue;
         }
         if terminating {
-            // Still counted idle: harmless, no submit can claim us any more.
+            shared.sleep.leave();
             return shared.lock();
+        }
+        // Before blocking, give the time slice away a few times (rayon-core does the same): in
+        // a burst the next job usually arrives within a few microseconds, and catching it awake
+        // saves the submitter a futex wake and us a futex wait. This is bounded; then we sleep.
+        if (0..YIELD_ROUNDS).any(|_| {
+            thread::yield_now();
+            shared.has_work() || shared.terminate.load(Ordering::Relaxed)
+        }) {
+            continue;
         }
         match shared.sleep.wait(&shared.terminate, shared.keep_alive) {
             Woken::Token => declared.set(false),
             Woken::Terminate => {}
             Woken::TimedOut => {
-                if !shared.sleep.claim_idle() {
+                if !shared.sleep.try_undeclare() {
                     // A submitter claimed us meanwhile; its token is coming.
                     continue;
                 }
