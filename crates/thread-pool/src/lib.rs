@@ -9,6 +9,23 @@
 //!   `cancel`, done callbacks and [`as_completed`]. The [`future`] module
 //!   is generic over the error type so other pools (the process pool) reuse it.
 //!
+//! # Awaiting from an event loop
+//!
+//! A [`JobFuture`] stores the waker of its last poll and calls `Waker::wake` exactly once, on
+//! the completing worker thread, after releasing its lock; the worker never spins or blocks on
+//! the consumer. A loop whose remote waker batches (an enqueue while the loop runs) therefore
+//! pays one cheap wake per completion, however many arrive together. Dropping a `JobFuture` does
+//! not cancel the job (Python's semantics); a loop-side wrapper calls
+//! [`JobFuture::cancel`] from its own `Drop`, which succeeds only if the job has not started.
+//!
+//! # Scheduling
+//!
+//! Submissions go to a crossbeam `Injector`; workers take small batches into their own deques
+//! and steal from each other. A worker that runs out of work declares itself idle, yields a few
+//! times, then sleeps on a condition variable; a submit wakes one idle worker or, if none is
+//! idle, starts a thread (up to `max_workers`). See the `sleep` module for why no wake-up is
+//! lost.
+//!
 //! ```
 //! use evloop_thread_pool::ThreadPoolExecutor;
 //!
