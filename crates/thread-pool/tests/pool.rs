@@ -732,3 +732,41 @@ fn submits_racing_keep_alive_retirement_are_never_stranded() {
         thread::sleep(Duration::from_micros(u64::from(i % 4) * 500));
     }
 }
+
+#[test]
+fn idle_workers_sleep_without_burning_cpu() {
+    isolated("idle_workers_sleep_without_burning_cpu", || {
+        let pool = ThreadPoolExecutor::builder()
+            .max_workers(4)
+            .thread_name_prefix("idl")
+            .build()
+            .unwrap();
+        let barrier = Arc::new(Barrier::new(4));
+        let futures: Vec<_> = (0..4)
+            .map(|_| {
+                let barrier = Arc::clone(&barrier);
+                pool.submit(move || {
+                    barrier.wait();
+                })
+                .unwrap()
+            })
+            .collect();
+        for future in futures {
+            future.wait().unwrap();
+        }
+        assert_eq!(threads_named("idl_"), 4);
+        // Let them finish their few yield rounds and fall asleep.
+        thread::sleep(Duration::from_millis(100));
+        let before = common::cpu_ticks_of_threads_named("idl_");
+        thread::sleep(Duration::from_millis(500));
+        let after = common::cpu_ticks_of_threads_named("idl_");
+        // Four spinning threads would burn ~200 ticks (100 Hz) in that time; sleeping ones 0.
+        assert!(
+            after - before <= 2,
+            "idle workers used {} ticks",
+            after - before
+        );
+        // And they still wake up for work.
+        assert_eq!(pool.submit(|| 5).unwrap().wait(), Ok(5));
+    });
+}

@@ -103,3 +103,27 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
         thread::park();
     }
 }
+
+/// CPU time (user + system, in clock ticks) used so far by this process's threads whose name
+/// starts with `prefix`, from /proc/self/task/*/stat.
+pub fn cpu_ticks_of_threads_named(prefix: &str) -> u64 {
+    let mut total = 0;
+    for entry in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let Ok(comm) = std::fs::read_to_string(entry.path().join("comm")) else {
+            continue;
+        };
+        if !comm.starts_with(prefix) {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // Fields after the parenthesised name: state is field 3, utime 14, stime 15.
+        let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+        let fields: Vec<&str> = after_name.split_whitespace().collect();
+        let utime: u64 = fields[11].parse().unwrap();
+        let stime: u64 = fields[12].parse().unwrap();
+        total += utime + stime;
+    }
+    total
+}
