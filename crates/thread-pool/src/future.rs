@@ -126,14 +126,22 @@ struct Slot<T, E> {
     blocked: usize,
 }
 
-struct Shared<T, E> {
+/// Whatever a producer keeps in the same allocation as the future's state (the thread pool
+/// keeps the job's closure there, saving an allocation per job). The consumer never sees it.
+pub(crate) trait Payload: Send + Sync {}
+
+impl<P: Send + Sync> Payload for P {}
+
+/// The state shared by a promise (or a queued job) and its future.
+pub(crate) struct Shared<T, E, P: ?Sized = dyn Payload> {
     state: AtomicU8,
     slot: Mutex<Slot<T, E>>,
     cond: Condvar,
+    pub(crate) payload: P,
 }
 
-impl<T, E> Shared<T, E> {
-    fn new() -> Self {
+impl<T, E, P> Shared<T, E, P> {
+    pub(crate) fn new(payload: P) -> Self {
         Shared {
             state: AtomicU8::new(PENDING),
             slot: Mutex::new(Slot {
@@ -144,7 +152,27 @@ impl<T, E> Shared<T, E> {
                 blocked: 0,
             }),
             cond: Condvar::new(),
+            payload,
         }
+    }
+}
+
+impl<T, E, P: ?Sized> Shared<T, E, P> {
+    /// Python's `set_running_or_notify_cancel`: true if the job may run (now running).
+    pub(crate) fn set_running_or_notify_cancel(&self) -> bool {
+        match self
+            .state
+            .compare_exchange(PENDING, RUNNING, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => true,
+            Err(CANCELLED) => false,
+            Err(other) => panic!("set_running_or_notify_cancel on a future in state {other}"),
+        }
+    }
+
+    /// Completes with `output` unless already settled.
+    pub(crate) fn complete(&self, output: Result<T, E>) {
+        self.settle(output, FINISHED);
     }
 
     fn lock(&self) -> MutexGuard<'_, Slot<T, E>> {
@@ -220,7 +248,7 @@ impl<T, E> Shared<T, E> {
         true
     }
 
-    fn cancel(&self) -> bool
+    pub(crate) fn cancel(&self) -> bool
     where
         E: JobErrorKind,
     {
@@ -248,7 +276,7 @@ impl<T, E> Shared<T, E> {
 /// assert_eq!(future.wait(), Ok(42));
 /// ```
 pub fn job_channel<T, E: JobErrorKind>() -> (JobPromise<T, E>, JobFuture<T, E>) {
-    let shared = Arc::new(Shared::new());
+    let shared: Arc<Shared<T, E>> = Arc::new(Shared::new(()));
     (
         JobPromise {
             shared: Some(Arc::clone(&shared)),
@@ -295,12 +323,7 @@ impl<T, E: JobErrorKind> JobPromise<T, E> {
     /// assert!(!promise.set_running_or_notify_cancel());
     /// ```
     pub fn set_running_or_notify_cancel(&self) -> bool {
-        let state = &self.shared().state;
-        match state.compare_exchange(PENDING, RUNNING, Ordering::AcqRel, Ordering::Acquire) {
-            Ok(_) => true,
-            Err(CANCELLED) => false,
-            Err(other) => panic!("set_running_or_notify_cancel on a future in state {other}"),
-        }
+        self.shared().set_running_or_notify_cancel()
     }
 
     /// Completes the future with `result`, waking an awaiting task, blocked waiters and running
@@ -383,6 +406,11 @@ pub struct JobFuture<T, E: JobErrorKind = JobError> {
 }
 
 impl<T, E: JobErrorKind> JobFuture<T, E> {
+    /// The consumer half of state created by a pool.
+    pub(crate) fn from_shared(shared: Arc<Shared<T, E>>) -> Self {
+        JobFuture { shared }
+    }
+
     /// The current state.
     ///
     /// ```

@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 use crossbeam_deque::{Injector, Steal, Stealer, Worker};
 
 use crate::builder::{Initializer, ThreadPoolBuilder};
-use crate::future::{JobFuture, Timeout, job_channel};
-use crate::job::{BoxedJob, Task};
+use crate::future::{JobFuture, Shared as FutureState, Timeout};
+use crate::job::{Closure, QueuedJob};
 use crate::map::Map;
 use crate::sleep::Sleep;
 use crate::worker;
@@ -52,7 +52,7 @@ pub struct ThreadPoolExecutor {
 
 /// State shared by the executor handle and its workers.
 pub(crate) struct Shared {
-    pub(crate) injector: Injector<BoxedJob>,
+    pub(crate) injector: Injector<QueuedJob>,
     pub(crate) slots: Box<[Slot]>,
     pub(crate) sleep: Sleep,
     /// Set (under the lifecycle lock) by shutdown or a broken pool: workers exit once the
@@ -69,8 +69,8 @@ pub(crate) struct Shared {
 
 /// One possible worker: its deque (taken by the thread that runs in the slot) and its stealer.
 pub(crate) struct Slot {
-    pub(crate) deque: Mutex<Option<Worker<BoxedJob>>>,
-    pub(crate) stealer: Stealer<BoxedJob>,
+    pub(crate) deque: Mutex<Option<Worker<QueuedJob>>>,
+    pub(crate) stealer: Stealer<QueuedJob>,
 }
 
 pub(crate) struct Lifecycle {
@@ -96,7 +96,7 @@ impl Shared {
     }
 
     /// Takes every queued job out of the injector and the worker deques.
-    fn drain(&self, mut each: impl FnMut(BoxedJob)) {
+    fn drain(&self, mut each: impl FnMut(QueuedJob)) {
         loop {
             let mut retry = false;
             loop {
@@ -340,12 +340,14 @@ impl ThreadPoolExecutor {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        let (promise, future) = job_channel();
-        self.push(Box::new(Task { f, promise }))?;
+        let state: Arc<FutureState<R, JobError, Closure<F>>> =
+            Arc::new(FutureState::new(Closure::new(Some(f))));
+        let future = JobFuture::from_shared(state.clone());
+        self.push(QueuedJob::new(state))?;
         Ok(future)
     }
 
-    fn push(&self, job: BoxedJob) -> Result<(), JobError> {
+    fn push(&self, job: QueuedJob) -> Result<(), JobError> {
         let shared = &self.shared;
         let mut lifecycle = shared.lock();
         if lifecycle.broken {

@@ -14,7 +14,7 @@ use std::thread;
 
 use crossbeam_deque::{Steal, Worker};
 
-use crate::job::{BoxedJob, panic_message};
+use crate::job::{QueuedJob, panic_message};
 use crate::pool::{Lifecycle, Shared};
 use crate::sleep::Woken;
 
@@ -64,7 +64,7 @@ pub(crate) fn run(shared: Arc<Shared>, slot: usize) {
 /// thread count between our last look at the queues and the moment we stop counting.
 fn exit(
     shared: &Shared,
-    deque: Worker<BoxedJob>,
+    deque: Worker<QueuedJob>,
     slot: usize,
     mut lifecycle: MutexGuard<'_, Lifecycle>,
 ) {
@@ -79,7 +79,7 @@ fn exit(
 /// returns holding the lifecycle lock.
 fn work<'a>(
     shared: &'a Shared,
-    deque: &Worker<BoxedJob>,
+    deque: &Worker<QueuedJob>,
     slot: usize,
 ) -> MutexGuard<'a, Lifecycle> {
     let declared = Cell::new(false);
@@ -145,7 +145,7 @@ fn work<'a>(
 }
 
 /// The next job for this worker, if any queue has one.
-fn find_job(shared: &Shared, deque: &Worker<BoxedJob>, slot: usize) -> Option<BoxedJob> {
+fn find_job(shared: &Shared, deque: &Worker<QueuedJob>, slot: usize) -> Option<QueuedJob> {
     if let Some(job) = deque.pop() {
         return Some(job);
     }
