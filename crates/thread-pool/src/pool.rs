@@ -359,7 +359,11 @@ impl ThreadPoolExecutor {
         shared.injector.push(job);
         // Pairs with the fence a worker makes after declaring itself idle (see `sleep`).
         std::sync::atomic::fence(Ordering::SeqCst);
-        if !shared.sleep.wake_one_idle() && lifecycle.live < shared.max_workers {
+        // Start a thread only if no idle worker could be claimed *and* the job is still queued:
+        // an idle worker that was still awake may have taken it already (and un-declared itself
+        // before we could claim it); a thread started then would only go idle.
+        if !shared.sleep.wake_one_idle() && lifecycle.live < shared.max_workers && shared.has_work()
+        {
             shared.spawn_worker(&mut lifecycle);
         }
         Ok(())
