@@ -1,0 +1,1 @@
+//! Benchmarks of the evloop crates against their peers; see the `[[bench]]` targets.
