@@ -17,6 +17,7 @@
 use std::collections::VecDeque;
 use std::io::{BufReader, Write};
 use std::net::Shutdown;
+use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::ExitStatusExt;
 use std::process::Child;
@@ -821,12 +822,20 @@ impl Shared {
             if reader.buffer().is_empty() {
                 // End of a burst: refill this worker (and any other) in one go.
                 let mut outbox = Outbox::default();
-                {
+                let busy = {
                     let mut st = self.lock();
                     self.pump(&mut st, &mut outbox);
                     Shared::close_idle(&mut st);
-                }
+                    st.workers
+                        .iter()
+                        .any(|w| w.key == key && !w.running.is_empty())
+                };
                 outbox.flush();
+                if busy {
+                    // More results are due soon: poll briefly instead of sleeping. Not when idle,
+                    // so a lone caller waiting for its result is not kept off the CPU.
+                    wire::spin_until_readable(stream.as_raw_fd());
+                }
             }
         }
         if protocol_error.is_some() {

@@ -175,6 +175,7 @@ fn serve(value: &OsString) -> io::Result<()> {
         if reader.buffer().is_empty() {
             // About to block for the next job: hand over every result written so far.
             writer.flush()?;
+            wire::spin_until_readable(fd);
         }
         if !wire::read_frame(&mut reader, &mut body)? {
             break;
