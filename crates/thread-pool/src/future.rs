@@ -204,11 +204,13 @@ impl<T, E> Shared<T, E> {
             }
         }
         let waker = slot.waker.take();
-        if slot.blocked > 0 {
+        let blocked = slot.blocked > 0;
+        drop(slot);
+        // Wake outside the lock: a woken thread or task goes straight for the lock, and finding
+        // it still held would cost it a second sleep and us a second futex wake.
+        if blocked {
             self.cond.notify_all();
         }
-        drop(slot);
-        // Wake outside the lock: the woken task may poll on another thread at once.
         if let Some(waker) = waker {
             waker.wake();
         }

@@ -6,7 +6,7 @@
 //!   [`shutdown_timeout`](ThreadPoolExecutor::shutdown_timeout), per-thread initializer, idle
 //!   keep-alive. Panics in jobs are caught and reported through the job's future.
 //! - [`JobFuture`] (in [`future`]): a `std::future::Future` that also offers blocking `wait`,
-//!   `cancel`, done callbacks and [`as_completed`](future::as_completed). The [`future`] module
+//!   `cancel`, done callbacks and [`as_completed`]. The [`future`] module
 //!   is generic over the error type so other pools (the process pool) reuse it.
 //!
 //! ```
@@ -32,3 +32,8 @@ pub use error::{BuildError, JobError};
 pub use future::{JobFuture, JobPromise, as_completed, job_channel};
 pub use map::Map;
 pub use pool::ThreadPoolExecutor;
+
+// The README's example runs as a doc test too.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -434,8 +434,9 @@ impl ThreadPoolExecutor {
     /// use evloop_thread_pool::ThreadPoolExecutor;
     ///
     /// let pool = ThreadPoolExecutor::new();
-    /// pool.submit(|| std::thread::sleep(Duration::from_millis(10))).unwrap();
+    /// let job = pool.submit(|| std::thread::sleep(Duration::from_millis(10))).unwrap();
     /// assert!(pool.shutdown_timeout(Duration::from_secs(30)).is_ok());
+    /// assert!(job.done());
     /// ```
     pub fn shutdown_timeout(&self, timeout: Duration) -> Result<(), Timeout> {
         self.begin_shutdown(false);

@@ -87,7 +87,10 @@ impl Sleep {
         }
         let mut tokens = self.lock();
         tokens.posted += 1;
-        if tokens.sleepers > 0 {
+        let sleeping = tokens.sleepers > 0;
+        drop(tokens);
+        // Notify after unlocking so the woken worker does not block on the mutex we hold.
+        if sleeping {
             self.cond.notify_one();
         }
         true
@@ -95,17 +98,23 @@ impl Sleep {
 
     /// Worker side: stop being declared idle because work turned up.
     pub(crate) fn undeclare(&self) {
-        if self.claim_idle() {
-            return;
+        // Tokens are fungible: another declared worker may take "our" token, in which case its
+        // unit of `idle` is back in the counter for us. So retry both until one works. The wait
+        // is bounded by a claimer's window between its decrement and its post (a few
+        // instructions), so yielding is enough; it never blocks on the condvar.
+        loop {
+            if self.claim_idle() {
+                return;
+            }
+            {
+                let mut tokens = self.lock();
+                if tokens.posted > 0 {
+                    tokens.posted -= 1;
+                    return;
+                }
+            }
+            std::thread::yield_now();
         }
-        // A claimer already took our unit of `idle`; its token is posted or about to be.
-        let mut tokens = self.lock();
-        while tokens.posted == 0 {
-            tokens.sleepers += 1;
-            tokens = self.cond.wait(tokens).unwrap_or_else(|e| e.into_inner());
-            tokens.sleepers -= 1;
-        }
-        tokens.posted -= 1;
     }
 
     /// Worker side: block until a token arrives, the pool terminates, or `keep_alive` passes.

@@ -172,3 +172,61 @@ impl<I: Iterator> LenHint for I {
         self.size_hint().0
     }
 }
+
+#[test]
+fn futures_and_promises_are_send_and_sync_when_their_contents_are() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<evloop_thread_pool::JobFuture<String>>();
+    assert_send_sync::<evloop_thread_pool::JobPromise<String>>();
+    assert_send_sync::<evloop_thread_pool::ThreadPoolExecutor>();
+}
+
+#[test]
+fn completion_wakes_the_registered_waker_exactly_once() {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::{Context, Poll, Wake, Waker};
+
+    struct Counter(AtomicUsize);
+    impl Wake for Counter {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let counter = Arc::new(Counter(AtomicUsize::new(0)));
+    let waker = Waker::from(Arc::clone(&counter));
+    let mut cx = Context::from_waker(&waker);
+    let (promise, mut future) = job_channel::<u8, JobError>();
+    assert!(Pin::new(&mut future).poll(&mut cx).is_pending());
+    assert!(Pin::new(&mut future).poll(&mut cx).is_pending()); // re-poll keeps one waker
+    thread::spawn(move || promise.complete(Ok(4)))
+        .join()
+        .unwrap();
+    assert_eq!(counter.0.load(Ordering::SeqCst), 1);
+    assert_eq!(Pin::new(&mut future).poll(&mut cx), Poll::Ready(Ok(4)));
+}
+
+#[test]
+fn cancel_from_another_thread_wakes_an_awaiting_task() {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    type Shared = Arc<Mutex<evloop_thread_pool::JobFuture<u8>>>;
+    /// Awaits a future that another thread can reach (to cancel it) between polls.
+    struct Polled(Shared);
+    impl Future for Polled {
+        type Output = Result<u8, JobError>;
+        fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+            Pin::new(&mut *self.0.lock().unwrap()).poll(cx)
+        }
+    }
+
+    let (_promise, future) = job_channel::<u8, JobError>();
+    let shared: Shared = Arc::new(Mutex::new(future));
+    let awaited = Polled(Arc::clone(&shared));
+    let awaiter = thread::spawn(move || block_on(awaited));
+    thread::sleep(Duration::from_millis(20));
+    assert!(shared.lock().unwrap().cancel());
+    assert_eq!(awaiter.join().unwrap(), Err(JobError::Cancelled));
+}

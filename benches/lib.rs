@@ -1,1 +1,0 @@
-//! Benchmarks of the evloop crates against their peers; see the `[[bench]]` targets.
