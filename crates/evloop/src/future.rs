@@ -21,11 +21,13 @@ enum State<T> {
     Done(Result<T, FutureError>),
 }
 
+type DoneCallback<T> = Box<dyn FnOnce(&LoopFuture<T>)>;
+
 struct Inner<T> {
     lp: EventLoop,
     state: State<T>,
     waiters: Vec<Waker>,
-    callbacks: Vec<Box<dyn FnOnce(&LoopFuture<T>)>>,
+    callbacks: Vec<DoneCallback<T>>,
 }
 
 /// A settable one-shot future bound to a loop (asyncio's `loop.create_future()`).
