@@ -70,6 +70,10 @@ impl<T, E: From<TaskError>> GatherSlot<T, E> {
 /// `gather`). The first `Err` (or a child's panic or cancellation, as `E::from(TaskError)`) is
 /// returned at once, and the other children keep running.
 ///
+/// # Panics
+///
+/// Outside a running loop: the children are started as tasks when `gather` is called.
+///
 /// ```
 /// use evloop::{TaskError, gather, sleep};
 /// use std::time::Duration;
