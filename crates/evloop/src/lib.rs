@@ -60,6 +60,11 @@ pub mod prelude {
     pub use crate::{EventLoop, LoopExt, Task, TaskError, create_task, run, sleep};
 }
 
+/// The workspace README's examples, compiled and run as doc tests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
+
 #[doc(hidden)]
 pub mod __private {
     pub use crate::combinators::{GatherAll, GatherSlot};
