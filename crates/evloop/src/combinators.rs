@@ -103,7 +103,7 @@ where
     }
 }
 
-/// The future returned by [`gather`].
+/// The future returned by [`gather`](fn@gather).
 #[must_use = "futures do nothing unless awaited"]
 pub struct Gather<T, E> {
     slots: Vec<GatherSlot<T, E>>,
