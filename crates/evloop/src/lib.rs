@@ -44,11 +44,11 @@ pub use error::{
     Cancelled, ExecutorError, FutureError, InvalidState, LoopError, Panic, RunError, TaskError,
     TimeoutError,
 };
+pub use evloop_process_pool::{ProcessPool, ProcessPoolError};
 pub use evloop_reactor::{
     Builder, ClockHold, EventLoop, ExceptionContext, ExceptionHandler, Handle, RemoteHandle,
     TimerHandle, default_exception_handler, get_running_loop,
 };
-pub use evloop_process_pool::{ProcessPool, ProcessPoolError};
 pub use evloop_thread_pool::{JobError, ThreadPoolExecutor};
 pub use executor::{ExecutorExt, ExecutorFuture, to_thread};
 pub use future::LoopFuture;
