@@ -9,7 +9,10 @@
 //! - dropping it unfinished cancels the job if it has not started (a cancelled task drops its
 //!   future, which is how asyncio's cancellation reaches the concurrent future);
 //! - it holds a virtual clock while the job is in flight, so a test loop waits for real work
-//!   instead of jumping its clock ahead to the next timer;
+//!   instead of jumping its clock ahead to the next timer. The hold ends when the result is
+//!   taken (the await returns), the job is cancelled, or the future is dropped: ending it on
+//!   the worker thread instead would race with the task's wake-up, and the loop could jump
+//!   its clock in between;
 //! - a result that arrives after the loop closed stays in the job's state and is dropped with
 //!   the wrapper, silently (the task's wake-up is refused by the closed loop).
 
@@ -92,13 +95,18 @@ impl<R, E: JobErrorKind> ExecutorFuture<R, E> {
     /// Whether the job finished or was cancelled.
     ///
     /// ```
-    /// use evloop::ExecutorExt;
+    /// use evloop::{ExecutorExt, ThreadPoolExecutor};
     ///
-    /// evloop::run(async {
+    /// let pool = ThreadPoolExecutor::with_max_workers(1).unwrap();
+    /// evloop::run(async move {
     ///     let lp = evloop::get_running_loop().unwrap();
-    ///     let job = lp.run_in_executor(None, || ()).unwrap();
-    ///     assert!(job.cancel() || !job.cancelled());
-    /// }).unwrap();
+    ///     let (tx, rx) = std::sync::mpsc::channel::<()>();
+    ///     let job = lp.run_in_executor(Some(&pool), move || rx.recv().unwrap()).unwrap();
+    ///     assert!(!job.done());
+    ///     tx.send(()).unwrap();
+    ///     job.await.unwrap();
+    /// })
+    /// .unwrap();
     /// ```
     pub fn done(&self) -> bool {
         self.job.done()
@@ -107,13 +115,19 @@ impl<R, E: JobErrorKind> ExecutorFuture<R, E> {
     /// Whether the job was cancelled before it started.
     ///
     /// ```
-    /// use evloop::ExecutorExt;
+    /// use evloop::{ExecutorExt, ThreadPoolExecutor};
     ///
-    /// evloop::run(async {
+    /// let pool = ThreadPoolExecutor::with_max_workers(1).unwrap();
+    /// evloop::run(async move {
     ///     let lp = evloop::get_running_loop().unwrap();
-    ///     let job = lp.run_in_executor(None, || ()).unwrap();
-    ///     assert_eq!(job.cancel(), job.cancelled());
-    /// }).unwrap();
+    ///     let (tx, rx) = std::sync::mpsc::channel::<()>();
+    ///     let busy = lp.run_in_executor(Some(&pool), move || rx.recv().unwrap()).unwrap();
+    ///     let queued = lp.run_in_executor(Some(&pool), || ()).unwrap();
+    ///     assert!(queued.cancel() && queued.cancelled() && queued.done());
+    ///     tx.send(()).unwrap();
+    ///     busy.await.unwrap();
+    /// })
+    /// .unwrap();
     /// ```
     pub fn cancelled(&self) -> bool {
         self.job.cancelled()
@@ -127,12 +141,20 @@ impl<R, E: JobErrorKind> ExecutorFuture<R, E> {
     ///
     /// evloop::run(async {
     ///     let lp = evloop::get_running_loop().unwrap();
-    ///     let job = lp.run_in_executor(None, || 1).unwrap();
-    ///     assert_eq!(job.await, Ok(1));
-    ///     let job = lp.run_in_executor(None, || 2).unwrap();
-    ///     job.cancel();
-    ///     assert_ne!(job.state(), JobState::Running);
-    /// }).unwrap();
+    ///     let (started_tx, started_rx) = std::sync::mpsc::channel::<()>();
+    ///     let (tx, rx) = std::sync::mpsc::channel::<()>();
+    ///     let job = lp
+    ///         .run_in_executor(None, move || {
+    ///             started_tx.send(()).unwrap();
+    ///             rx.recv().unwrap()
+    ///         })
+    ///         .unwrap();
+    ///     started_rx.recv().unwrap();
+    ///     assert_eq!(job.state(), JobState::Running);
+    ///     tx.send(()).unwrap();
+    ///     job.await.unwrap();
+    /// })
+    /// .unwrap();
     /// ```
     pub fn state(&self) -> JobState {
         self.job.state()

@@ -137,6 +137,15 @@ pub trait ExecutorExt: sealed::Sealed {
     /// assert_eq!(name.unwrap().as_deref(), Some("mine_0"));
     /// lp.close().unwrap();
     /// ```
+    ///
+    /// A process pool is refused at compile time:
+    ///
+    /// ```compile_fail
+    /// use evloop::{EventLoop, ExecutorExt, ProcessPool};
+    ///
+    /// let lp = EventLoop::new().unwrap();
+    /// lp.set_default_executor(ProcessPool::new()); // executor must be ThreadPoolExecutor
+    /// ```
     fn set_default_executor(
         &self,
         executor: impl Into<Arc<ThreadPoolExecutor>>,
