@@ -30,9 +30,10 @@ pub(crate) struct DefaultExecutor {
     shutdown_called: Cell<bool>,
     /// The close hook is registered (once per loop).
     hooked: Cell<bool>,
-    /// Join helpers that were still running when a shutdown timed out; joined by a later
-    /// shutdown that succeeds, so `run()` leaves no thread behind.
-    helpers: RefCell<Vec<JoinHandle<()>>>,
+    /// Join helpers, with the address of the pool each one joins. One left running by a
+    /// timed-out (or dropped) shutdown is joined by a later shutdown of the same pool that
+    /// succeeds, so `run()` leaves no thread behind.
+    helpers: RefCell<Vec<(usize, JoinHandle<()>)>>,
 }
 
 impl DefaultExecutor {
@@ -68,11 +69,14 @@ impl DefaultExecutor {
         lp: &EventLoop,
         executor: Arc<ThreadPoolExecutor>,
     ) -> Option<Arc<ThreadPoolExecutor>> {
+        let previous = self.executor.replace(Some(executor));
+        // Registered after the swap: on a closed loop the hook runs at once and lets the new
+        // executor go, as close() would have.
         if !self.hooked.replace(true) {
             let state = DefaultExecutor::of(lp);
             lp.on_close(move || state.release());
         }
-        self.executor.replace(Some(executor))
+        previous
     }
 
     pub(crate) fn exists(&self) -> bool {
@@ -94,7 +98,7 @@ impl DefaultExecutor {
                     .name("evloop-executor-reaper".into())
                     .spawn(move || {
                         drop(pool);
-                        for helper in helpers {
+                        for (_, helper) in helpers {
                             let _ = helper.join();
                         }
                     });
@@ -129,15 +133,20 @@ pub(crate) async fn shutdown_default(lp: EventLoop, timeout: Option<Duration>) {
             drop(joiner);
             promise.complete(Ok(()));
         });
-    let helper = match helper {
-        Ok(helper) => helper,
+    match helper {
+        // Kept in the state at once: if this future is dropped (its task cancelled) or times
+        // out, a later shutdown that succeeds still joins the helper.
+        Ok(helper) => state
+            .helpers
+            .borrow_mut()
+            .push((Arc::as_ptr(&executor) as usize, helper)),
         Err(_) => {
             // The OS refuses a thread: join here rather than not at all.
             executor.shutdown(true, false);
             forget_if_current(&state, &executor);
             return;
         }
-    };
+    }
     let in_time = match timeout {
         None => {
             let _ = joined.await;
@@ -146,10 +155,16 @@ pub(crate) async fn shutdown_default(lp: EventLoop, timeout: Option<Duration>) {
         Some(limit) => crate::time::timeout(limit, joined).await.is_ok(),
     };
     if in_time {
-        // The helper has completed the promise and is returning: a short join.
-        let _ = helper.join();
-        let earlier = std::mem::take(&mut *state.helpers.borrow_mut());
-        for helper in earlier {
+        // The helpers of this pool have completed their promises or are about to: short
+        // joins. A helper still joining a pool that set_default_executor replaced is left to
+        // close() (asyncio does not wait for a replaced executor either).
+        let id = Arc::as_ptr(&executor) as usize;
+        let helpers = std::mem::take(&mut *state.helpers.borrow_mut());
+        let (done, pending): (Vec<_>, Vec<_>) = helpers
+            .into_iter()
+            .partition(|(pool, helper)| *pool == id || helper.is_finished());
+        *state.helpers.borrow_mut() = pending;
+        for (_, helper) in done {
             let _ = helper.join();
         }
         forget_if_current(&state, &executor);
@@ -158,7 +173,6 @@ pub(crate) async fn shutdown_default(lp: EventLoop, timeout: Option<Duration>) {
         lp.call_exception_handler(ExceptionContext::new(timeout_message(limit)));
         // asyncio's shutdown(wait=False); the helper may not have got that far yet.
         executor.shutdown(false, false);
-        state.helpers.borrow_mut().push(helper);
     }
 }
 
