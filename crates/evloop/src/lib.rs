@@ -80,3 +80,8 @@ pub mod prelude {
 pub mod __private {
     pub use crate::combinators::{GatherAll, GatherSlot};
 }
+
+// The README's example runs as a doc test too.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
