@@ -452,6 +452,37 @@ fn a_virtual_clock_waits_for_a_job_in_flight() {
     lp.close().unwrap();
 }
 
+/// With a virtual clock, run()'s 300 s limit for the join is not reached by a jump of the
+/// clock: the join holds it, so a running job is waited for and nothing is reported.
+#[test]
+fn a_virtual_clock_runner_still_joins_the_default_executor() {
+    let (go, started, blocker) = gate();
+    let done = Arc::new(AtomicBool::new(false));
+    let flag = done.clone();
+    let mut runner = evloop::Runner::with_builder(EventLoop::builder().virtual_clock(true));
+    let reports = runner
+        .run(async move {
+            let lp = evloop::get_running_loop().unwrap();
+            let reports = recording_handler(&lp);
+            evloop::create_task(evloop::to_thread(move || {
+                flag.store(blocker(), Ordering::SeqCst)
+            }))
+            .detach();
+            while started.try_recv().is_err() {
+                evloop::yield_now().await;
+            }
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(20));
+                go.send(()).unwrap();
+            });
+            reports
+        })
+        .unwrap();
+    runner.close();
+    assert!(done.load(Ordering::SeqCst), "close() waited for the job");
+    assert!(reports.borrow().is_empty(), "{:?}", reports.borrow());
+}
+
 /// A job on a process pool, awaited on the loop.
 #[test]
 fn a_process_pool_job_awaited_on_the_loop() {
