@@ -79,14 +79,14 @@ pub mod prelude {
 /// The workspace README's examples, compiled and run as doc tests so they stay true.
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]
-pub struct ReadmeDoctests;
+pub struct WorkspaceReadmeDoctests;
 
 #[doc(hidden)]
 pub mod __private {
     pub use crate::combinators::{GatherAll, GatherSlot};
 }
 
-// The README's example runs as a doc test too.
-#[doc = include_str!("../README.md")]
+/// This crate's README example, run as a doc test too.
 #[cfg(doctest)]
-pub struct ReadmeDoctests;
+#[doc = include_str!("../README.md")]
+pub struct CrateReadmeDoctests;
