@@ -28,7 +28,10 @@ mod clock;
 mod error;
 mod event_loop;
 mod exception;
+mod io;
+pub mod net;
 mod remote;
+mod time;
 
 pub use error::{LoopError, Panic};
 pub use event_loop::{Builder, EventLoop, get_running_loop};
