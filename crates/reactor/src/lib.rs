@@ -31,6 +31,7 @@ mod exception;
 mod io;
 pub mod net;
 mod remote;
+mod signal;
 mod time;
 
 pub use error::{LoopError, Panic};
@@ -38,3 +39,4 @@ pub use event_loop::{Builder, EventLoop, get_running_loop};
 pub use evloop_callbacks::{Handle, TaskRef, TaskRefVTable, TimerHandle};
 pub use exception::{ExceptionContext, ExceptionHandler, default_exception_handler};
 pub use remote::{ClockHold, RemoteHandle};
+pub use signal::SignalError;
