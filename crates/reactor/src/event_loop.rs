@@ -461,6 +461,12 @@ impl EventLoop {
         self.inner.ready.borrow().len()
     }
 
+    /// How many I/O sources are registered (sockets, pipes, fd callbacks and the loop's own
+    /// signal pipe and child watchers): a diagnostic that shows leaked registrations.
+    pub fn io_source_count(&self) -> usize {
+        self.inner.io.registry.len()
+    }
+
     /// How many timers are scheduled (cancelled ones not yet cleaned up included).
     pub fn timer_count(&self) -> usize {
         self.inner.timers.borrow().len()

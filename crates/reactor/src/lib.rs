@@ -30,6 +30,7 @@ mod event_loop;
 mod exception;
 mod io;
 pub mod net;
+pub mod process;
 mod remote;
 mod signal;
 mod time;

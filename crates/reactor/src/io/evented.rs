@@ -96,13 +96,6 @@ impl<S: Source> PollEvented<S> {
         }
     }
 
-    /// Deregisters and returns the source.
-    pub(crate) fn into_inner(mut self) -> S {
-        let mut io = self.io.take().expect("present until drop");
-        self.unregister(&mut io);
-        io
-    }
-
     fn unregister(&self, io: &mut S) {
         let _ = self.lp.with_mio(|mio| mio.deregister(io));
         // After a close the table is empty and this finds nothing; before, the slot is ours.

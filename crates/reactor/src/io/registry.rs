@@ -164,7 +164,8 @@ impl ScheduledIo {
         }
     }
 
-    /// The current readiness bits (for tests and diagnostics).
+    /// The current readiness bits (for tests).
+    #[cfg(test)]
     pub(crate) fn readiness(&self) -> u8 {
         self.readiness.get()
     }
