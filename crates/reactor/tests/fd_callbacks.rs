@@ -96,7 +96,8 @@ fn a_second_add_reader_replaces_the_callback() {
     let (a, mut b) = UnixStream::pair().unwrap();
     a.set_nonblocking(true).unwrap();
     let fd = a.as_raw_fd();
-    lp.add_reader(fd, || panic!("replaced before it could run")).unwrap();
+    lp.add_reader(fd, || panic!("replaced before it could run"))
+        .unwrap();
     let (l, a2) = (lp.clone(), a.try_clone().unwrap());
     let hits = Rc::new(Cell::new(0));
     let h = hits.clone();
@@ -139,9 +140,15 @@ fn removing_a_reader_during_dispatch_cancels_its_queued_call() {
     })
     .unwrap();
     let l = lp.clone();
-    lp.call_later(Duration::from_millis(200), move || l.stop()).unwrap();
+    lp.call_later(Duration::from_millis(200), move || l.stop())
+        .unwrap();
     lp.run_forever().unwrap();
-    assert_eq!(ran.borrow().len(), 1, "only the first ran: {:?}", ran.borrow());
+    assert_eq!(
+        ran.borrow().len(),
+        1,
+        "only the first ran: {:?}",
+        ran.borrow()
+    );
     drop((a, b));
 }
 
@@ -150,9 +157,9 @@ fn a_panicking_reader_is_reported_and_stays_registered() {
     let lp = EventLoop::new().unwrap();
     let reports = Rc::new(Cell::new(0));
     let r = reports.clone();
-    lp.set_exception_handler(Some(Rc::new(move |_lp: &EventLoop, _ctx: &evloop_reactor::ExceptionContext| {
-        r.set(r.get() + 1)
-    })));
+    lp.set_exception_handler(Some(Rc::new(
+        move |_lp: &EventLoop, _ctx: &evloop_reactor::ExceptionContext| r.set(r.get() + 1),
+    )));
     let (a, mut b) = UnixStream::pair().unwrap();
     let fd = a.as_raw_fd();
     b.write_all(b"x").unwrap();
@@ -183,7 +190,10 @@ fn closed_loop_refuses_fd_callbacks() {
     assert_eq!(lp.io_source_count(), 0, "close drops every registration");
     let err = lp.add_reader(fd, || ()).unwrap_err();
     assert_eq!(err.to_string(), "Event loop is closed");
-    assert_eq!(lp.add_writer(fd, || ()).unwrap_err().to_string(), "Event loop is closed");
+    assert_eq!(
+        lp.add_writer(fd, || ()).unwrap_err().to_string(),
+        "Event loop is closed"
+    );
     assert!(!lp.remove_reader(fd));
     assert!(!lp.remove_writer(fd));
 }

@@ -13,7 +13,10 @@ use evloop_reactor::EventLoop;
 use evloop_reactor::net::{TcpListener, TcpStream, UdpSocket, UnixListener, UnixStream};
 
 fn raise_fd_limit() {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: get/setrlimit with a valid struct; this runs in a child test process.
     unsafe {
         libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
@@ -123,7 +126,10 @@ fn peer_reset_fails_that_connection_only() {
     let client = std::thread::spawn(move || {
         // First connection: reset (SO_LINGER 0 then close sends RST).
         let s = std::net::TcpStream::connect(addr).unwrap();
-        let linger = libc::linger { l_onoff: 1, l_linger: 0 };
+        let linger = libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        };
         // SAFETY: setsockopt on a live socket with a correctly sized value.
         unsafe {
             use std::os::fd::AsRawFd;
@@ -206,10 +212,20 @@ fn half_close_delivers_eof_and_keeps_the_other_direction() {
 fn connect_refused_is_an_error() {
     let lp = EventLoop::new().unwrap();
     // Bind then drop to get a port nobody listens on.
-    let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let err = block_on(&lp, async move { TcpStream::connect(addr).await.unwrap_err() });
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let err = block_on(
+        &lp,
+        async move { TcpStream::connect(addr).await.unwrap_err() },
+    );
     assert_eq!(err.kind(), ErrorKind::ConnectionRefused);
-    assert_eq!(lp.io_source_count(), 0, "the failed socket was deregistered");
+    assert_eq!(
+        lp.io_source_count(),
+        0,
+        "the failed socket was deregistered"
+    );
 }
 
 #[test]
@@ -264,11 +280,17 @@ fn futures_io_traits_work() {
     let lp = EventLoop::new().unwrap();
     let (mut a, mut b) = UnixStream::pair_on(&lp).unwrap();
     let got = block_on(&lp, async move {
-        let n = std::future::poll_fn(|cx| Pin::new(&mut a).poll_write(cx, b"trait")).await.unwrap();
+        let n = std::future::poll_fn(|cx| Pin::new(&mut a).poll_write(cx, b"trait"))
+            .await
+            .unwrap();
         assert_eq!(n, 5);
-        std::future::poll_fn(|cx| Pin::new(&mut a).poll_close(cx)).await.unwrap();
+        std::future::poll_fn(|cx| Pin::new(&mut a).poll_close(cx))
+            .await
+            .unwrap();
         let mut buf = [0u8; 8];
-        let n = std::future::poll_fn(|cx| Pin::new(&mut b).poll_read(cx, &mut buf)).await.unwrap();
+        let n = std::future::poll_fn(|cx| Pin::new(&mut b).poll_read(cx, &mut buf))
+            .await
+            .unwrap();
         buf[..n].to_vec()
     });
     assert_eq!(got, b"trait");
@@ -287,7 +309,9 @@ fn sockets_on_a_closed_loop_report_it() {
         other => panic!("expected the closed-loop error, got {other:?}"),
     }
     assert_eq!(
-        UdpSocket::bind_on(&lp, "127.0.0.1:0").unwrap_err().to_string(),
+        UdpSocket::bind_on(&lp, "127.0.0.1:0")
+            .unwrap_err()
+            .to_string(),
         "Event loop is closed"
     );
 }
@@ -300,15 +324,20 @@ fn emfile_during_accept_backs_off_without_spinning() {
     let lp = EventLoop::new().unwrap();
     let reports = Rc::new(Cell::new(0));
     let r = reports.clone();
-    lp.set_exception_handler(Some(Rc::new(move |_: &EventLoop, ctx: &evloop_reactor::ExceptionContext| {
-        assert_eq!(ctx.message, "socket.accept() out of system resource");
-        r.set(r.get() + 1);
-    })));
+    lp.set_exception_handler(Some(Rc::new(
+        move |_: &EventLoop, ctx: &evloop_reactor::ExceptionContext| {
+            assert_eq!(ctx.message, "socket.accept() out of system resource");
+            r.set(r.get() + 1);
+        },
+    )));
     let listener = TcpListener::bind_on(&lp, "127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let pending = std::net::TcpStream::connect(addr).unwrap();
     // Fill the fd table up to a low limit.
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: getrlimit into a valid struct.
     unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
     lim.rlim_cur = 64;
@@ -327,7 +356,8 @@ fn emfile_during_accept_backs_off_without_spinning() {
     let fillers = Rc::new(std::cell::RefCell::new(fillers));
     let f = fillers.clone();
     // Free the fds after 1.5 s: the accept loop must then succeed on its own.
-    lp.call_later(Duration::from_millis(1500), move || f.borrow_mut().clear()).unwrap();
+    lp.call_later(Duration::from_millis(1500), move || f.borrow_mut().clear())
+        .unwrap();
     let start_iterations = lp.iteration_count();
     let started = std::time::Instant::now();
     let peer = block_on(&lp, async move {
@@ -337,7 +367,10 @@ fn emfile_during_accept_backs_off_without_spinning() {
     });
     assert_eq!(peer, pending.local_addr().unwrap());
     let iterations = lp.iteration_count() - start_iterations;
-    assert!(iterations < 50, "the accept loop spun: {iterations} iterations");
+    assert!(
+        iterations < 50,
+        "the accept loop spun: {iterations} iterations"
+    );
     assert!(reports.get() >= 1, "the exhaustion was reported");
     assert!(started.elapsed() >= Duration::from_millis(1400));
 }

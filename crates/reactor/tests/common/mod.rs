@@ -80,7 +80,10 @@ pub fn spawn<T: 'static>(lp: &EventLoop, fut: impl Future<Output = T> + 'static)
         let value = fut.await;
         *slot.borrow_mut() = Some(value);
     });
-    TASKS.with(|t| t.borrow_mut().insert(id, Rc::new(RefCell::new(Some(boxed)))));
+    TASKS.with(|t| {
+        t.borrow_mut()
+            .insert(id, Rc::new(RefCell::new(Some(boxed))))
+    });
     let waker = Arc::new(TaskWaker {
         id,
         remote: lp.remote(),
@@ -99,7 +102,9 @@ pub fn block_on<T: 'static>(lp: &EventLoop, fut: impl Future<Output = T> + 'stat
         value
     });
     lp.run_forever().unwrap();
-    handle.take().expect("the loop stopped before the future completed")
+    handle
+        .take()
+        .expect("the loop stopped before the future completed")
 }
 
 /// Waits `delay` on the loop's clock.
