@@ -12,10 +12,8 @@ fn disposition(signal: i32) -> libc::sighandler_t {
     // SAFETY: a zeroed sigaction is valid storage for the query.
     let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
     // SAFETY: querying (null new action) into valid storage.
-    assert_eq!(
-        unsafe { libc::sigaction(signal, std::ptr::null(), &mut old) },
-        0
-    );
+    let rc = unsafe { libc::sigaction(signal, std::ptr::null(), &mut old) };
+    assert_eq!(rc, 0);
     old.sa_sigaction
 }
 

@@ -4,7 +4,7 @@
 //! inherited (the default), piped (async pipe types: [`ChildStdin`] is `AsyncWrite`,
 //! [`ChildStdout`] and [`ChildStderr`] are `AsyncRead`) or null.
 //!
-//! Reaping ([`reap`]) never uses `waitpid(-1)`, which would steal other code's children: on Linux
+//! Reaping never uses `waitpid(-1)`, which would steal other code's children: on Linux
 //! a pidfd becomes readable when the child exits and the loop then calls `waitpid(pid, WNOHANG)`
 //! for that child; without pidfds, SIGCHLD triggers the same per-child `waitpid`. The watcher
 //! belongs to the loop, not to the [`Process`] handle, so a child whose handle was dropped is
@@ -211,6 +211,20 @@ impl fmt::Debug for Command {
 /// A running (or finished) child process (asyncio's `Process`).
 ///
 /// Dropping it neither kills nor waits: the loop still reaps the child when it exits.
+///
+/// ```
+/// use evloop_reactor::EventLoop;
+/// use evloop_reactor::process::create_subprocess_shell;
+///
+/// let lp = EventLoop::new()?;
+/// let proc = create_subprocess_shell("exit 5").spawn_on(&lp)?;
+/// // The loop notices the exit (through a pidfd) while it runs.
+/// while proc.returncode().is_none() {
+///     lp.run_once()?;
+/// }
+/// assert_eq!(proc.returncode(), Some(5));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct Process {
     state: Rc<ChildState>,
     /// The child's stdin, if piped.

@@ -25,6 +25,24 @@ fn hook(io: &PollEvented<impl mio::event::Source>, state: &Rc<ChildState>) {
 
 /// The child's stdin: `AsyncWrite`. Dropping it (or [`close`](ChildStdin::close)) closes the
 /// pipe, which the child sees as EOF.
+///
+/// ```
+/// use evloop_reactor::EventLoop;
+/// use evloop_reactor::process::create_subprocess_exec;
+/// use std::process::Stdio;
+///
+/// let lp = EventLoop::new()?;
+/// let mut proc = create_subprocess_exec("cat", [] as [&str; 0])
+///     .stdin(Stdio::piped())
+///     .stdout(Stdio::null())
+///     .spawn_on(&lp)?;
+/// proc.stdin.take().unwrap().close(); // cat sees EOF and exits
+/// while proc.returncode().is_none() {
+///     lp.run_once()?;
+/// }
+/// assert_eq!(proc.returncode(), Some(0));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct ChildStdin {
     io: PollEvented<Sender>,
 }
@@ -82,6 +100,32 @@ impl futures_io::AsyncWrite for ChildStdin {
 macro_rules! read_pipe {
     ($name:ident, $std:ty, $what:literal) => {
         #[doc = concat!("The child's ", $what, ": `AsyncRead`.")]
+        ///
+        /// ```
+        /// use evloop_reactor::EventLoop;
+        /// use evloop_reactor::process::create_subprocess_shell;
+        /// use std::process::Stdio;
+        /// use std::task::{Context, Poll, Waker};
+        ///
+        /// let lp = EventLoop::new()?;
+        /// let proc = create_subprocess_shell("echo hi; echo hi >&2")
+        ///     .stdout(Stdio::piped())
+        ///     .stderr(Stdio::piped())
+        ///     .spawn_on(&lp)?;
+        /// let (out, err) = (proc.stdout.as_ref().unwrap(), proc.stderr.as_ref().unwrap());
+        /// let mut cx = Context::from_waker(Waker::noop());
+        /// let mut buf = [0u8; 8];
+        /// // Poll by hand until the data is there (an executor would do this on wake-ups).
+        /// let n = loop {
+        ///     if let Poll::Ready(n) = out.poll_read(&mut cx, &mut buf) {
+        ///         break n?;
+        ///     }
+        ///     lp.run_once()?;
+        /// };
+        /// assert_eq!(&buf[..n], b"hi\n");
+        /// # let _ = err;
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
         pub struct $name {
             io: PollEvented<Receiver>,
         }
