@@ -1,0 +1,154 @@
+//! The facade's error types: how a task, a future or `run()` can end other than with a value.
+
+use std::fmt;
+use std::rc::Rc;
+
+pub use evloop_reactor::{LoopError, Panic};
+
+/// A task or future was cancelled (asyncio's `CancelledError`), with the message given to
+/// `cancel_with`, if any.
+///
+/// ```
+/// use evloop::Cancelled;
+/// assert_eq!(Cancelled::new().to_string(), "cancelled");
+/// assert_eq!(Cancelled::with_message("bye").to_string(), "cancelled: bye");
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Cancelled {
+    message: Option<String>,
+}
+
+impl Cancelled {
+    /// A cancellation without a message.
+    pub fn new() -> Cancelled {
+        Cancelled { message: None }
+    }
+
+    /// A cancellation carrying `message`.
+    pub fn with_message(message: impl Into<String>) -> Cancelled {
+        Cancelled {
+            message: Some(message.into()),
+        }
+    }
+
+    /// The message given to `cancel_with`, if any.
+    pub fn message(&self) -> Option<&str> {
+        self.message.as_deref()
+    }
+}
+
+impl fmt::Display for Cancelled {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.message {
+            Some(message) => write!(f, "cancelled: {message}"),
+            None => f.write_str("cancelled"),
+        }
+    }
+}
+
+impl std::error::Error for Cancelled {}
+
+/// Why a task produced no value: it was cancelled, or it panicked.
+///
+/// (A task whose future returns `Err(..)` did produce a value: that `Result` is its output.)
+///
+/// ```
+/// use evloop::{Cancelled, Panic, TaskError};
+/// assert!(TaskError::Cancelled(Cancelled::new()).is_cancelled());
+/// assert_eq!(TaskError::Panicked(Panic::new("boom")).to_string(), "task panicked: boom");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TaskError {
+    /// The task was cancelled before it finished.
+    #[error("{0}")]
+    Cancelled(Cancelled),
+    /// The task's future panicked; the panic was caught and the loop went on.
+    #[error("task panicked: {}", .0.message())]
+    Panicked(Panic),
+}
+
+impl TaskError {
+    /// Whether the task was cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self, TaskError::Cancelled(_))
+    }
+
+    /// Whether the task panicked.
+    pub fn is_panic(&self) -> bool {
+        matches!(self, TaskError::Panicked(_))
+    }
+}
+
+impl From<Cancelled> for TaskError {
+    fn from(cancelled: Cancelled) -> TaskError {
+        TaskError::Cancelled(cancelled)
+    }
+}
+
+/// A loop future's state did not allow the call (asyncio's `InvalidStateError`, with its texts).
+///
+/// ```
+/// use evloop::InvalidState;
+/// assert_eq!(InvalidState::ResultNotSet.to_string(), "Result is not set.");
+/// assert_eq!(InvalidState::AlreadyDone.to_string(), "invalid state");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidState {
+    /// The result was asked for before the future finished.
+    #[error("Result is not set.")]
+    ResultNotSet,
+    /// A result or error was set on a future that is already done.
+    #[error("invalid state")]
+    AlreadyDone,
+}
+
+/// How a loop future ([`LoopFuture`](crate::LoopFuture)) can end other than with a value.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum FutureError {
+    /// It was cancelled.
+    #[error("{0}")]
+    Cancelled(Cancelled),
+    /// An error was set on it with `set_error`.
+    #[error("{0}")]
+    Failed(Rc<dyn std::error::Error>),
+    /// Its result was asked for too early.
+    #[error("{0}")]
+    InvalidState(InvalidState),
+}
+
+/// The deadline of a [`timeout`](crate::timeout) passed before the future finished (asyncio's
+/// `TimeoutError`); the future was dropped before this error was returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("timed out")]
+pub struct TimeoutError;
+
+/// Why [`run`](crate::run), a [`Runner`](crate::Runner) or
+/// [`run_until_complete`](crate::LoopExt::run_until_complete) gave no value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunError {
+    /// The loop refused (closed, already running, another loop running).
+    #[error(transparent)]
+    Loop(#[from] LoopError),
+    /// `stop()` ended the loop before the main future finished (asyncio B3).
+    #[error("Event loop stopped before Future completed.")]
+    StoppedBeforeComplete,
+    /// `run()` was called from inside a running loop (asyncio G1, in evloop's words).
+    #[error("evloop::run() cannot be called from a running event loop")]
+    NestedRun,
+    /// `Runner::run` was called from inside a running loop (asyncio G2).
+    #[error("Runner.run() cannot be called from a running event loop")]
+    NestedRunnerRun,
+    /// The runner was closed (asyncio G2).
+    #[error("Runner is closed")]
+    RunnerClosed,
+    /// The main task was cancelled or panicked.
+    #[error(transparent)]
+    Task(#[from] TaskError),
+    /// The event loop could not be created (the reactor's system calls failed).
+    #[error("cannot create the event loop: {0}")]
+    LoopCreation(String),
+    /// Ctrl-C (SIGINT) interrupted the run: asyncio's `KeyboardInterrupt`.
+    #[error("interrupted (KeyboardInterrupt)")]
+    Interrupted,
+}

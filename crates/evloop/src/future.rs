@@ -1,0 +1,193 @@
+//! Loop futures: asyncio's `Future`, a one-shot result that code sets and tasks await.
+//!
+//! Unlike a `Task`, nothing drives a `LoopFuture`: some callback calls `set_result`,
+//! `set_error` or `cancel`. Clones share the one future, so one side can set it while several
+//! others await it; done callbacks are always scheduled with `call_soon`, never run inside the
+//! call that completed the future (asyncio H2).
+
+use std::cell::RefCell;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+
+use evloop_reactor::{EventLoop, LoopError};
+
+use crate::error::{Cancelled, FutureError, InvalidState};
+
+enum State<T> {
+    Pending,
+    Done(Result<T, FutureError>),
+}
+
+type DoneCallback<T> = Box<dyn FnOnce(&LoopFuture<T>)>;
+
+struct Inner<T> {
+    lp: EventLoop,
+    state: State<T>,
+    waiters: Vec<Waker>,
+    callbacks: Vec<DoneCallback<T>>,
+}
+
+/// A settable one-shot future bound to a loop (asyncio's `loop.create_future()`).
+///
+/// ```
+/// use evloop::LoopExt;
+///
+/// let value = evloop::run(async {
+///     let lp = evloop::get_running_loop().unwrap();
+///     let fut = lp.create_future::<u32>();
+///     let setter = fut.clone();
+///     lp.call_soon(move || setter.set_result(42).unwrap()).unwrap();
+///     fut.await
+/// });
+/// assert_eq!(value.unwrap().unwrap(), 42);
+/// ```
+pub struct LoopFuture<T> {
+    inner: Rc<RefCell<Inner<T>>>,
+}
+
+impl<T> Clone for LoopFuture<T> {
+    fn clone(&self) -> Self {
+        LoopFuture {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<T: 'static> LoopFuture<T> {
+    pub(crate) fn new(lp: &EventLoop) -> LoopFuture<T> {
+        LoopFuture {
+            inner: Rc::new(RefCell::new(Inner {
+                lp: lp.clone(),
+                state: State::Pending,
+                waiters: Vec::new(),
+                callbacks: Vec::new(),
+            })),
+        }
+    }
+
+    /// Whether a result, an error or a cancellation is in.
+    pub fn done(&self) -> bool {
+        matches!(self.inner.borrow().state, State::Done(_))
+    }
+
+    /// Whether the future was cancelled.
+    pub fn cancelled(&self) -> bool {
+        matches!(
+            self.inner.borrow().state,
+            State::Done(Err(FutureError::Cancelled(_)))
+        )
+    }
+
+    /// Sets the result; "invalid state" if the future is already done.
+    pub fn set_result(&self, value: T) -> Result<(), InvalidState> {
+        self.complete(Ok(value))
+    }
+
+    /// Sets an error; "invalid state" if the future is already done.
+    pub fn set_error(&self, error: impl std::error::Error + 'static) -> Result<(), InvalidState> {
+        self.complete(Err(FutureError::Failed(Rc::new(error))))
+    }
+
+    /// Cancels the future; false if it is already done.
+    pub fn cancel(&self) -> bool {
+        self.cancel_with_state(Cancelled::new())
+    }
+
+    /// Cancels the future with a message; false if it is already done.
+    pub fn cancel_with(&self, message: impl Into<String>) -> bool {
+        self.cancel_with_state(Cancelled::with_message(message))
+    }
+
+    fn cancel_with_state(&self, cancelled: Cancelled) -> bool {
+        self.complete(Err(FutureError::Cancelled(cancelled)))
+            .is_ok()
+    }
+
+    fn complete(&self, outcome: Result<T, FutureError>) -> Result<(), InvalidState> {
+        let (waiters, callbacks, lp) = {
+            let mut inner = self.inner.borrow_mut();
+            if matches!(inner.state, State::Done(_)) {
+                return Err(InvalidState::AlreadyDone);
+            }
+            inner.state = State::Done(outcome);
+            (
+                std::mem::take(&mut inner.waiters),
+                std::mem::take(&mut inner.callbacks),
+                inner.lp.clone(),
+            )
+        };
+        for waker in waiters {
+            waker.wake();
+        }
+        for callback in callbacks {
+            let me = self.clone();
+            // A closed loop drops the callback, as close() drops asyncio's _ready.
+            let _ = lp.call_soon(move || callback(&me));
+        }
+        Ok(())
+    }
+
+    /// Schedules `callback(self)` with `call_soon` once the future is done (at once if it is).
+    pub fn add_done_callback(
+        &self,
+        callback: impl FnOnce(&LoopFuture<T>) + 'static,
+    ) -> Result<(), LoopError> {
+        let lp = {
+            let mut inner = self.inner.borrow_mut();
+            if !matches!(inner.state, State::Done(_)) {
+                inner.callbacks.push(Box::new(callback));
+                return Ok(());
+            }
+            inner.lp.clone()
+        };
+        let me = self.clone();
+        lp.call_soon(move || callback(&me)).map(drop)
+    }
+
+    /// The loop the future belongs to.
+    pub fn get_loop(&self) -> EventLoop {
+        self.inner.borrow().lp.clone()
+    }
+}
+
+impl<T: Clone + 'static> LoopFuture<T> {
+    /// The result: the value, the error, `Cancelled`, or "Result is not set." while pending.
+    pub fn result(&self) -> Result<T, FutureError> {
+        match &self.inner.borrow().state {
+            State::Pending => Err(FutureError::InvalidState(InvalidState::ResultNotSet)),
+            State::Done(outcome) => outcome.clone(),
+        }
+    }
+}
+
+impl<T: Clone + 'static> Future for LoopFuture<T> {
+    type Output = Result<T, FutureError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut inner = self.inner.borrow_mut();
+        match &inner.state {
+            State::Done(outcome) => Poll::Ready(outcome.clone()),
+            State::Pending => {
+                if !inner.waiters.iter().any(|w| w.will_wake(cx.waker())) {
+                    inner.waiters.push(cx.waker().clone());
+                }
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl<T> fmt::Debug for LoopFuture<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.inner.borrow().state {
+            State::Pending => "pending",
+            State::Done(Ok(_)) => "finished",
+            State::Done(Err(FutureError::Cancelled(_))) => "cancelled",
+            State::Done(Err(_)) => "failed",
+        };
+        write!(f, "<LoopFuture {state}>")
+    }
+}

@@ -1,0 +1,66 @@
+//! evloop: Python asyncio's event-loop model in Rust, on a loop faster than tokio's
+//! current-thread runtime.
+//!
+//! This facade crate puts the layers together: the engine ([`EventLoop`]: `call_soon`,
+//! `call_later`, `call_soon_threadsafe`, `stop`, `close`, the exception handler) from
+//! `evloop-reactor`, and on top of it asyncio's coroutine layer: [`Task`]s, [`LoopFuture`]s,
+//! [`sleep`], [`timeout`], [`gather`], [`wait`], [`shield`], [`TaskGroup`], cancellation you can
+//! catch ([`catch_cancel`]), and [`run`] with asyncio's shutdown sequence.
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! async fn worker(name: &'static str) -> &'static str {
+//!     evloop::sleep(Duration::from_millis(10)).await;
+//!     name
+//! }
+//!
+//! let result = evloop::run(async {
+//!     let a = evloop::create_task(worker("a"));
+//!     let b = evloop::create_task(worker("b"));
+//!     (a.await.unwrap(), b.await.unwrap())
+//! });
+//! assert_eq!(result.unwrap(), ("a", "b"));
+//! ```
+//!
+//! See `docs/asyncio-mapping.md` in the repository for every asyncio API and its counterpart.
+
+mod combinators;
+mod error;
+mod future;
+mod runner;
+mod task;
+mod task_group;
+mod time;
+
+pub use combinators::{
+    EmptyWait, Gather, ReturnWhen, Shield, gather, gather_settled, shield, wait,
+};
+pub use error::{
+    Cancelled, FutureError, InvalidState, LoopError, Panic, RunError, TaskError, TimeoutError,
+};
+pub use evloop_reactor::{
+    Builder, ClockHold, EventLoop, ExceptionContext, ExceptionHandler, Handle, RemoteHandle,
+    TimerHandle, default_exception_handler, get_running_loop,
+};
+pub use future::LoopFuture;
+pub use runner::{LoopExt, Runner, run};
+pub use task::{AnyTask, CatchCancel, Task, all_tasks, catch_cancel, create_task, current_task};
+pub use task_group::{ChildError, SpawnError, TaskGroup, TaskGroupError};
+pub use time::{Sleep, Timeout, YieldNow, sleep, sleep_until, timeout, wait_for, yield_now};
+
+/// The layers underneath, for direct use.
+pub mod layers {
+    pub use evloop_callbacks as callbacks;
+    pub use evloop_reactor as reactor;
+}
+
+/// What most programs import: `use evloop::prelude::*;`.
+pub mod prelude {
+    pub use crate::{EventLoop, LoopExt, Task, TaskError, create_task, run, sleep};
+}
+
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::combinators::{GatherAll, GatherSlot};
+}

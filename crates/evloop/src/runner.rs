@@ -1,0 +1,289 @@
+//! `run()`, `Runner` and `run_until_complete`: asyncio's entry points and shutdown sequence.
+//!
+//! `run(main)` makes a new loop, runs `main` as a task until it finishes, then shuts down the
+//! way `asyncio.run` does: cancel every task still pending and run the loop until they have all
+//! finished (a task may catch its cancellation and clean up asynchronously, and is waited for),
+//! report what failed during that clean-up, then close the loop. A failing or panicking `main`
+//! reaches the caller only after that clean-up.
+
+use std::cell::Cell;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
+use evloop_reactor::{Builder, EventLoop, ExceptionContext, LoopError};
+
+use crate::error::RunError;
+use crate::future::LoopFuture;
+use crate::task::{AnyTask, Task, spawn_on, tasks_of};
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for evloop_reactor::EventLoop {}
+}
+
+/// The facade's methods on [`EventLoop`]: tasks, futures and `run_until_complete`.
+///
+/// ```
+/// use evloop::{EventLoop, LoopExt};
+///
+/// let lp = EventLoop::new().unwrap();
+/// let answer = lp.run_until_complete(async { 6 * 7 }).unwrap();
+/// assert_eq!(answer, 42);
+/// lp.close().unwrap();
+/// ```
+pub trait LoopExt: sealed::Sealed {
+    /// Starts `future` as a task on this loop; "Event loop is closed" on a closed loop.
+    fn create_task<F>(&self, future: F) -> Result<Task<F::Output>, LoopError>
+    where
+        F: Future + 'static,
+        F::Output: 'static;
+
+    /// Runs the loop until `future` (run as a task) is done, and returns its output (asyncio B3).
+    ///
+    /// If `stop()` ends the loop first: "Event loop stopped before Future completed.", and the
+    /// task stays pending on the loop.
+    fn run_until_complete<F>(&self, future: F) -> Result<F::Output, RunError>
+    where
+        F: Future + 'static,
+        F::Output: 'static;
+
+    /// A new [`LoopFuture`] bound to this loop (asyncio's `create_future`).
+    fn create_future<T: 'static>(&self) -> LoopFuture<T>;
+}
+
+impl LoopExt for EventLoop {
+    fn create_task<F>(&self, future: F) -> Result<Task<F::Output>, LoopError>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        spawn_on(self, future)
+    }
+
+    fn run_until_complete<F>(&self, future: F) -> Result<F::Output, RunError>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        if self.is_closed() {
+            return Err(LoopError::Closed.into());
+        }
+        if self.is_running() {
+            return Err(LoopError::AlreadyRunning.into());
+        }
+        if EventLoop::running_id() != 0 {
+            return Err(LoopError::AnotherLoopRunning.into());
+        }
+        let mut task = spawn_on(self, future)?;
+        // The stop callback must not outlive this call: a task that finishes during a later run
+        // must not stop that run (asyncio removes its callback in `finally`).
+        let active = Rc::new(Cell::new(true));
+        let (lp, armed) = (self.clone(), active.clone());
+        task.add_done_callback(move || {
+            if armed.get() {
+                lp.stop();
+            }
+        });
+        let ran = self.run_forever();
+        active.set(false);
+        ran?;
+        match task.take_result() {
+            Some(outcome) => outcome.map_err(RunError::Task),
+            None => Err(RunError::StoppedBeforeComplete),
+        }
+    }
+
+    fn create_future<T: 'static>(&self) -> LoopFuture<T> {
+        LoopFuture::new(self)
+    }
+}
+
+/// Runs `main` on a new event loop and shuts everything down after it (asyncio's `run`).
+///
+/// Returns `main`'s output, or a [`RunError`]: called inside a running loop, `main` panicked or
+/// was cancelled, or the loop was stopped before `main` finished. Whatever happens, every task
+/// left pending has been cancelled and has finished, and the loop is closed, before this
+/// returns. A `main` that returns `Result` gives `Ok(Ok(..))` or `Ok(Err(..))`: write
+/// `evloop::run(main())??` to propagate both.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// async fn main_task() -> &'static str {
+///     evloop::sleep(Duration::from_millis(1)).await;
+///     "done"
+/// }
+/// assert_eq!(evloop::run(main_task()).unwrap(), "done");
+/// ```
+pub fn run<F>(main: F) -> Result<F::Output, RunError>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    if EventLoop::running_id() != 0 {
+        return Err(RunError::NestedRun);
+    }
+    let mut runner = Runner::new();
+    let outcome = runner.run(main);
+    runner.close();
+    outcome
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RunnerState {
+    Created,
+    Initialized,
+    Closed,
+}
+
+/// Several `run`s on one loop, then one shutdown (asyncio's `Runner`).
+///
+/// The loop is created on the first `run`; `close()` (or dropping the runner) performs `run()`'s
+/// shutdown sequence. A closed runner refuses to run ("Runner is closed").
+///
+/// ```
+/// let mut runner = evloop::Runner::new();
+/// assert_eq!(runner.run(async { 1 }).unwrap(), 1);
+/// assert_eq!(runner.run(async { 2 }).unwrap(), 2);
+/// runner.close();
+/// assert_eq!(runner.run(async { 3 }).unwrap_err().to_string(), "Runner is closed");
+/// ```
+pub struct Runner {
+    builder: Builder,
+    lp: Option<EventLoop>,
+    state: RunnerState,
+}
+
+impl Default for Runner {
+    fn default() -> Self {
+        Runner::new()
+    }
+}
+
+impl Runner {
+    /// A runner whose loop has the default settings.
+    pub fn new() -> Runner {
+        Runner::with_builder(Builder::default())
+    }
+
+    /// A runner whose loop is built from `builder` (debug mode, a virtual clock).
+    pub fn with_builder(builder: Builder) -> Runner {
+        Runner {
+            builder,
+            lp: None,
+            state: RunnerState::Created,
+        }
+    }
+
+    fn lazy_init(&mut self) -> Result<EventLoop, RunError> {
+        if self.state == RunnerState::Closed {
+            return Err(RunError::RunnerClosed);
+        }
+        if let Some(lp) = &self.lp {
+            return Ok(lp.clone());
+        }
+        let lp = self
+            .builder
+            .clone()
+            .build()
+            .map_err(|e| RunError::LoopCreation(e.to_string()))?;
+        self.lp = Some(lp.clone());
+        self.state = RunnerState::Initialized;
+        Ok(lp)
+    }
+
+    /// The runner's loop (created now if it does not exist yet).
+    pub fn get_loop(&mut self) -> Result<EventLoop, RunError> {
+        self.lazy_init()
+    }
+
+    /// Runs `future` as the main task until it is done (asyncio's `Runner.run`).
+    pub fn run<F>(&mut self, future: F) -> Result<F::Output, RunError>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        if self.state == RunnerState::Closed {
+            return Err(RunError::RunnerClosed);
+        }
+        if EventLoop::running_id() != 0 {
+            return Err(RunError::NestedRunnerRun);
+        }
+        let lp = self.lazy_init()?;
+        // Ctrl-C handling (asyncio G6: the first SIGINT cancels the main task) is installed here
+        // by the signals layer; see docs/asyncio-mapping.md.
+        lp.run_until_complete(future)
+    }
+
+    /// Shuts down: cancels every pending task and waits for them, reports failures during that
+    /// clean-up through the exception handler, then closes the loop. Idempotent.
+    pub fn close(&mut self) {
+        if self.state == RunnerState::Closed {
+            return;
+        }
+        self.state = RunnerState::Closed;
+        let Some(lp) = self.lp.take() else { return };
+        cancel_all_tasks(&lp);
+        // The loop is not running here, so close() cannot fail with "running"; a loop closed by
+        // user code already is fine (close is idempotent).
+        let _ = lp.close();
+    }
+}
+
+impl Drop for Runner {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// asyncio's `_cancel_all_tasks`: cancel what is pending, run until all of it is done (tasks
+/// that catch the cancellation are waited for), then report the ones that panicked.
+fn cancel_all_tasks(lp: &EventLoop) {
+    let tasks = tasks_of(lp);
+    if tasks.is_empty() {
+        return;
+    }
+    for task in &tasks {
+        task.cancel();
+    }
+    let waiting = AllDone {
+        tasks: tasks.clone(),
+    };
+    if let Err(error) = lp.run_until_complete(waiting) {
+        lp.call_exception_handler(
+            ExceptionContext::new("error while cancelling tasks during evloop::run() shutdown")
+                .with_exception(error),
+        );
+    }
+    for task in &tasks {
+        if let Some(panic) = task.take_unreported_panic() {
+            lp.call_exception_handler(
+                ExceptionContext::new("unhandled exception during evloop::run() shutdown")
+                    .with_exception(panic)
+                    .with_task(format!("{task:?}")),
+            );
+        }
+    }
+}
+
+/// Completes once every task in the list is done.
+struct AllDone {
+    tasks: Vec<AnyTask>,
+}
+
+impl Future for AllDone {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        match self.tasks.iter().find(|t| !t.done()) {
+            None => Poll::Ready(()),
+            Some(pending) => {
+                let waker = cx.waker().clone();
+                pending.add_done_callback(move || waker.wake());
+                Poll::Pending
+            }
+        }
+    }
+}
