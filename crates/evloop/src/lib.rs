@@ -43,6 +43,7 @@ pub use evloop_reactor::{
     Builder, ClockHold, EventLoop, ExceptionContext, ExceptionHandler, Handle, RemoteHandle,
     TimerHandle, default_exception_handler, get_running_loop,
 };
+pub use evloop_reactor::{SignalError, net, process};
 pub use future::LoopFuture;
 pub use runner::{LoopExt, Runner, run};
 pub use task::{AnyTask, CatchCancel, Task, all_tasks, catch_cancel, create_task, current_task};
