@@ -96,6 +96,34 @@ impl<S: Source> PollEvented<S> {
         }
     }
 
+    /// [`poll_io`](PollEvented::poll_io) for a stream read or write of `len` bytes: a transfer
+    /// shorter than asked means the kernel buffer was drained (read) or filled (write), so the
+    /// readiness is cleared right away. That saves the `WouldBlock` syscall that would
+    /// otherwise follow every short transfer (tokio does the same); with the tick, a newer event
+    /// is never cleared by it.
+    pub(crate) fn poll_stream(
+        &self,
+        cx: &mut Context<'_>,
+        dir: Direction,
+        len: usize,
+        mut op: impl FnMut(&S) -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            let event = ready!(self.poll_ready(cx, dir))?;
+            match op(self.get_ref()) {
+                Ok(n) if n > 0 && n < len => {
+                    self.sched.clear_readiness(event, dir);
+                    return Poll::Ready(Ok(n));
+                }
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    self.sched.clear_readiness(event, dir);
+                }
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                result => return Poll::Ready(result),
+            }
+        }
+    }
+
     fn unregister(&self, io: &mut S) {
         let _ = self.lp.with_mio(|mio| mio.deregister(io));
         // After a close the table is empty and this finds nothing; before, the slot is ours.

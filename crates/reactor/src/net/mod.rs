@@ -60,8 +60,9 @@ macro_rules! stream_io {
                 buf: &mut [u8],
             ) -> std::task::Poll<std::io::Result<usize>> {
                 use std::io::Read as _;
+                let len = buf.len();
                 self.io
-                    .poll_io(cx, $crate::io::registry::Direction::Read, |s| {
+                    .poll_stream(cx, $crate::io::registry::Direction::Read, len, |s| {
                         let mut s = s;
                         s.read(buf)
                     })
@@ -74,7 +75,7 @@ macro_rules! stream_io {
             ) -> std::task::Poll<std::io::Result<usize>> {
                 use std::io::Write as _;
                 self.io
-                    .poll_io(cx, $crate::io::registry::Direction::Write, |s| {
+                    .poll_stream(cx, $crate::io::registry::Direction::Write, buf.len(), |s| {
                         let mut s = s;
                         s.write(buf)
                     })

@@ -62,7 +62,8 @@ impl ChildStdin {
 
     /// Polls a write of some of `buf`.
     pub fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        self.io.poll_io(cx, Direction::Write, |mut s| s.write(buf))
+        self.io
+            .poll_stream(cx, Direction::Write, buf.len(), |mut s| s.write(buf))
     }
 
     /// Writes all of `buf`.
@@ -149,7 +150,9 @@ macro_rules! read_pipe {
                 cx: &mut Context<'_>,
                 buf: &mut [u8],
             ) -> Poll<io::Result<usize>> {
-                self.io.poll_io(cx, Direction::Read, |mut s| s.read(buf))
+                let len = buf.len();
+                self.io
+                    .poll_stream(cx, Direction::Read, len, |mut s| s.read(buf))
             }
 
             /// Reads into `buf` (`Ok(0)` at EOF).
