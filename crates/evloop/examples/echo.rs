@@ -70,7 +70,10 @@ async fn client(addr: String, connections: usize, requests: usize) -> std::io::R
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mode = args.first().map(String::as_str).unwrap_or("server");
-    let addr = args.get(1).cloned().unwrap_or_else(|| "127.0.0.1:7000".to_owned());
+    let addr = args
+        .get(1)
+        .cloned()
+        .unwrap_or_else(|| "127.0.0.1:7000".to_owned());
     let outcome = match mode {
         "server" => evloop::run(serve(addr)),
         "client" => {

@@ -29,6 +29,7 @@ mod combinators;
 mod error;
 mod future;
 mod runner;
+mod sigint;
 mod task;
 mod task_group;
 mod time;

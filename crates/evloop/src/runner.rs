@@ -16,6 +16,7 @@ use evloop_reactor::{Builder, EventLoop, ExceptionContext, LoopError};
 
 use crate::error::RunError;
 use crate::future::LoopFuture;
+use crate::sigint::SigintGuard;
 use crate::task::{AnyTask, Task, spawn_on, tasks_of};
 
 mod sealed {
@@ -212,9 +213,18 @@ impl Runner {
             return Err(RunError::NestedRunnerRun);
         }
         let lp = self.lazy_init()?;
-        // Ctrl-C handling (asyncio G6: the first SIGINT cancels the main task) is installed here
-        // by the signals layer; see docs/asyncio-mapping.md.
-        lp.run_until_complete(future)
+        // Ctrl-C (asyncio G6): the main task is created here so that the handler can cancel it.
+        let main = lp.create_task(future)?;
+        let sigint = SigintGuard::install(&lp, main.any());
+        let outcome = lp.run_until_complete(main);
+        let interrupts = sigint.map_or(0, SigintGuard::finish);
+        match outcome {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) if interrupts > 0 && error.is_cancelled() => Err(RunError::Interrupted),
+            Ok(Err(error)) => Err(RunError::Task(error)),
+            Err(RunError::StoppedBeforeComplete) if interrupts > 1 => Err(RunError::Interrupted),
+            Err(error) => Err(error),
+        }
     }
 
     /// Shuts down: cancels every pending task and waits for them, reports failures during that

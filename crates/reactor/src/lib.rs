@@ -40,4 +40,4 @@ pub use event_loop::{Builder, EventLoop, get_running_loop};
 pub use evloop_callbacks::{Handle, TaskRef, TaskRefVTable, TimerHandle};
 pub use exception::{ExceptionContext, ExceptionHandler, default_exception_handler};
 pub use remote::{ClockHold, RemoteHandle};
-pub use signal::SignalError;
+pub use signal::{SignalError, has_default_disposition};

@@ -216,6 +216,24 @@ impl SignalState {
     }
 }
 
+/// Whether `signal`'s disposition is the default (`SIG_DFL`): `run()` installs its Ctrl-C
+/// handling only then, as asyncio does only while SIGINT has Python's default handler.
+///
+/// ```
+/// assert!(evloop_reactor::has_default_disposition(libc::SIGUSR1));
+/// assert!(!evloop_reactor::has_default_disposition(0));
+/// ```
+pub fn has_default_disposition(signal: i32) -> bool {
+    if signal < 1 || signal as usize >= NSIG {
+        return false;
+    }
+    // SAFETY: a zeroed sigaction is valid storage for the query.
+    let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: a query (null new action) of a valid signal number into valid storage.
+    let rc = unsafe { libc::sigaction(signal, std::ptr::null(), &mut old) };
+    rc == 0 && old.sa_sigaction == libc::SIG_DFL
+}
+
 impl EventLoop {
     /// Runs `callback` on the loop whenever `signal` arrives (asyncio's `add_signal_handler`).
     /// A second call for the same signal replaces the callback.
