@@ -151,3 +151,14 @@ fn stop_inside() {
         ]
     );
 }
+
+#[test]
+fn subprocess_outlives() {
+    let started = std::time::Instant::now();
+    assert_eq!(
+        run_scenario("subprocess-outlives"),
+        ["Task starting", "Main done", "Event loop is closed", "hi"]
+    );
+    // "hi" came from the child after its 200 ms sleep, long after main returned at 20 ms.
+    assert!(started.elapsed() >= std::time::Duration::from_millis(200));
+}
