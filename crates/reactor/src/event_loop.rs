@@ -417,6 +417,12 @@ impl EventLoop {
         value
     }
 
+    /// A reference that does not keep the loop alive: for the loop's own callbacks stored in
+    /// the loop (the signal pipe's reader, a pidfd's), which would otherwise form a cycle.
+    pub(crate) fn downgrade(&self) -> WeakLoop {
+        WeakLoop(Rc::downgrade(&self.inner))
+    }
+
     /// The loop's I/O state (the registry of sources).
     pub(crate) fn io(&self) -> &IoState {
         &self.inner.io
@@ -689,6 +695,16 @@ impl EventLoop {
                 )));
             }
         }
+    }
+}
+
+/// A weak [`EventLoop`] reference (see `EventLoop::downgrade`).
+pub(crate) struct WeakLoop(std::rc::Weak<Inner>);
+
+impl WeakLoop {
+    /// The loop, if it still exists.
+    pub(crate) fn upgrade(&self) -> Option<EventLoop> {
+        self.0.upgrade().map(|inner| EventLoop { inner })
     }
 }
 

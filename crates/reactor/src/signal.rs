@@ -118,6 +118,14 @@ fn on_signal_handler() -> libc::sighandler_t {
     on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t
 }
 
+impl Drop for SignalState {
+    /// A loop dropped without `close()`: the OS handler must stop writing into a pipe whose fd
+    /// number is about to be freed (and reused by someone else).
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
 impl SignalState {
     /// Creates the self-pipe and its reader on first use.
     fn ensure_pipe(self: &Rc<Self>, lp: &EventLoop) -> io::Result<RawFd> {
@@ -132,17 +140,21 @@ impl SignalState {
         // SAFETY: pipe2 succeeded, so both are fresh descriptors owned by nobody else.
         let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
         let state = Rc::downgrade(self);
-        let on_loop = lp.clone();
+        let on_loop = lp.downgrade();
         let read_fd = read.as_raw_fd();
         let token = lp.add_internal_reader(read_fd, move || {
-            if let Some(state) = state.upgrade() {
-                state.drain(read_fd, &on_loop);
+            if let (Some(state), Some(lp)) = (state.upgrade(), on_loop.upgrade()) {
+                state.drain(read_fd, &lp);
             }
         })?;
         let write_fd = write.as_raw_fd();
         *self.pipe.borrow_mut() = Some((read, write, token));
-        let state = self.clone();
-        lp.on_close(move || state.close());
+        let state = Rc::downgrade(self);
+        lp.on_close(move || {
+            if let Some(state) = state.upgrade() {
+                state.close();
+            }
+        });
         Ok(write_fd)
     }
 

@@ -308,3 +308,25 @@ fn no_fd_leak_after_processes_and_sockets() {
     }
     assert_eq!(count(), before, "every fd was closed");
 }
+
+#[test]
+fn dropping_an_unclosed_loop_still_reaps_its_children() {
+    if in_child("dropping_an_unclosed_loop_still_reaps_its_children") {
+        return;
+    }
+    let lp = EventLoop::new().unwrap();
+    let pid = create_subprocess_shell("sleep 0.2")
+        .spawn_on(&lp)
+        .unwrap()
+        .pid();
+    drop(lp);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while proc_state(pid).is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "child {pid} left as {:?}",
+            proc_state(pid)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -94,3 +94,14 @@ fn bad_signals_get_asyncios_errors() {
     assert!(!lp.remove_signal_handler(1000));
     assert!(!lp.remove_signal_handler(libc::SIGKILL));
 }
+
+#[test]
+fn dropping_an_unclosed_loop_restores_the_default() {
+    if in_child("dropping_an_unclosed_loop_restores_the_default") {
+        return;
+    }
+    let lp = EventLoop::new().unwrap();
+    lp.add_signal_handler(libc::SIGUSR2, || ()).unwrap();
+    drop(lp);
+    assert_eq!(disposition(libc::SIGUSR2), libc::SIG_DFL);
+}

@@ -34,6 +34,13 @@ impl Children {
     }
 }
 
+impl Drop for Children {
+    /// A loop dropped without `close()`: its running children are handed over all the same.
+    fn drop(&mut self) {
+        hand_over(self);
+    }
+}
+
 /// asyncio's return code from a wait status: the exit code, or minus the signal number.
 fn decode(status: libc::c_int) -> i32 {
     if libc::WIFSIGNALED(status) {
@@ -78,8 +85,12 @@ pub(super) fn watch(lp: &EventLoop, child: &Rc<ChildState>, force_sigchld: bool)
     let children = lp.extension::<Children>();
     children.live.borrow_mut().push(child.clone());
     if !children.close_hook.replace(true) {
-        let on_close = children.clone();
-        lp.on_close(move || hand_over(&on_close));
+        let on_close = Rc::downgrade(&children);
+        lp.on_close(move || {
+            if let Some(children) = on_close.upgrade() {
+                hand_over(&children);
+            }
+        });
     }
     let pidfd = if force_sigchld {
         None
@@ -90,12 +101,15 @@ pub(super) fn watch(lp: &EventLoop, child: &Rc<ChildState>, force_sigchld: bool)
         Some(pidfd) => {
             let token = Rc::new(Cell::new(None));
             let my_token = token.clone();
-            let on_loop = lp.clone();
+            let on_loop = lp.downgrade();
             let child = child.clone();
             let fd = pidfd.as_raw_fd();
             let registered = lp.add_internal_reader(fd, move || {
                 // The pidfd is owned by this callback and closed with it.
                 let _owned = &pidfd;
+                let Some(on_loop) = on_loop.upgrade() else {
+                    return;
+                };
                 if try_reap(&child) {
                     on_loop.extension::<Children>().forget(&child);
                     if let Some(token) = my_token.take() {
@@ -108,8 +122,13 @@ pub(super) fn watch(lp: &EventLoop, child: &Rc<ChildState>, force_sigchld: bool)
         None => {
             if !children.sigchld.replace(true) {
                 let signals = lp.extension::<SignalState>();
-                let watched = children.clone();
-                signals.add_internal(lp, libc::SIGCHLD, Rc::new(move || watched.reap_all()))?;
+                let watched = Rc::downgrade(&children);
+                let reap = move || {
+                    if let Some(children) = watched.upgrade() {
+                        children.reap_all();
+                    }
+                };
+                signals.add_internal(lp, libc::SIGCHLD, Rc::new(reap))?;
             }
             // It may have exited before SIGCHLD was routed to us.
             children.reap_all();
