@@ -7,6 +7,11 @@
 //! [`close`](EventLoop::close)) and its error texts are asyncio's; failures nobody awaits go to
 //! the [exception handler](EventLoop::set_exception_handler).
 //!
+//! The loop's I/O: asyncio's fd callbacks ([`add_reader`](EventLoop::add_reader),
+//! [`add_writer`](EventLoop::add_writer), level-triggered as in asyncio), async sockets in
+//! [`net`], signal handlers ([`add_signal_handler`](EventLoop::add_signal_handler)) and
+//! subprocesses with async pipes in [`process`].
+//!
 //! ```
 //! use evloop_reactor::EventLoop;
 //! use std::time::Duration;
