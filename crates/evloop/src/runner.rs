@@ -201,6 +201,11 @@ impl Runner {
     }
 
     /// Runs `future` as the main task until it is done (asyncio's `Runner.run`).
+    ///
+    /// On the main thread, while SIGINT has its default disposition, Ctrl-C is handled as in
+    /// asyncio: the first cancels the main task and the run ends with
+    /// [`RunError::Interrupted`] (unless main catches the cancellation and returns a value), a
+    /// second interrupts at once; the default disposition is restored afterwards.
     pub fn run<F>(&mut self, future: F) -> Result<F::Output, RunError>
     where
         F: Future + 'static,

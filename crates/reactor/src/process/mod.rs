@@ -249,6 +249,9 @@ impl Process {
 
     /// Waits until the child has exited and its pipes are disconnected, and returns the code.
     /// Any number of concurrent waits all get the code; dropping a wait leaves the child alone.
+    ///
+    /// As in asyncio, a child that fills a piped stdout or stderr nobody reads blocks, and then
+    /// never exits: read the pipes, or use [`communicate`](Process::communicate).
     pub async fn wait(&self) -> i32 {
         let state = &self.state;
         poll_fn(|cx| {
@@ -334,11 +337,17 @@ impl Process {
         Ok((out, err))
     }
 
-    /// Sends `signal` to the child. Once the loop has reaped it, fails with `ESRCH` (asyncio's
-    /// `ProcessLookupError`); before, the pid cannot have been reused, since only the loop reaps.
+    /// Sends `signal` to the child. Once the child is finished (reaped and its pipes
+    /// disconnected), fails with `ESRCH` (asyncio's `ProcessLookupError`). Until the loop reaps
+    /// it the pid cannot have been reused, since only the loop reaps its children.
     pub fn send_signal(&self, signal: i32) -> io::Result<()> {
         if self.state.returncode.get().is_some() {
-            return Err(io::Error::from_raw_os_error(libc::ESRCH));
+            // Reaped: the pid may already belong to another process, so nothing is sent. While
+            // pipes are still attached asyncio ignores the call; once finished, it is an error.
+            if self.state.finished() {
+                return Err(io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            return Ok(());
         }
         // SAFETY: kill(2) with a pid we spawned and have not reaped.
         if unsafe { libc::kill(self.state.pid, signal) } != 0 {
