@@ -43,7 +43,10 @@ fn evloop_server() {
 }
 
 fn tokio_server() {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         println!("{}", listener.local_addr().unwrap().port());
@@ -82,13 +85,20 @@ impl Bench {
             .spawn()
             .unwrap();
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
         let port: u16 = line.trim().parse().unwrap();
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         let streams = rt.block_on(async {
             let mut streams = Vec::new();
             for _ in 0..CONNECTIONS {
-                let s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+                let s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .unwrap();
                 s.set_nodelay(true).unwrap();
                 streams.push(Some(s));
             }
@@ -126,7 +136,12 @@ impl Bench {
     /// The server's CPU time (user + system) so far, from /proc.
     fn server_cpu(&self) -> Duration {
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
-        let fields: Vec<&str> = stat.rsplit(')').next().unwrap().split_whitespace().collect();
+        let fields: Vec<&str> = stat
+            .rsplit(')')
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .collect();
         // After the command name: state is field 3, utime 14 and stime 15 (1-based).
         let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
         // SAFETY: sysconf has no preconditions.
@@ -166,7 +181,11 @@ fn main() {
             let before = bench.server_cpu();
             let wall = bench.run(requests);
             let used = bench.server_cpu() - before;
-            cpu.push((kind, used.as_secs_f64() * 1e6 / requests as f64, requests as f64 / wall.as_secs_f64()));
+            cpu.push((
+                kind,
+                used.as_secs_f64() * 1e6 / requests as f64,
+                requests as f64 / wall.as_secs_f64(),
+            ));
         }
         group.finish();
     }

@@ -374,3 +374,65 @@ fn emfile_during_accept_backs_off_without_spinning() {
     assert!(reports.get() >= 1, "the exhaustion was reported");
     assert!(started.elapsed() >= Duration::from_millis(1400));
 }
+
+/// Counts how often the wrapped future is polled.
+struct CountPolls<F> {
+    inner: std::pin::Pin<Box<F>>,
+    polls: Rc<Cell<u32>>,
+}
+
+impl<F: std::future::Future> std::future::Future for CountPolls<F> {
+    type Output = F::Output;
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        self.polls.set(self.polls.get() + 1);
+        self.inner.as_mut().poll(cx)
+    }
+}
+
+#[test]
+fn write_readiness_does_not_wake_the_reader() {
+    let lp = EventLoop::new().unwrap();
+    let (a, b) = UnixStream::pair_on(&lp).unwrap();
+    let (a, b) = (Rc::new(a), Rc::new(b));
+    let polls = Rc::new(Cell::new(0));
+    let reader_side = a.clone();
+    let reader = spawn(
+        &lp,
+        CountPolls {
+            inner: Box::pin(async move {
+                let mut buf = [0u8; 16];
+                reader_side.read(&mut buf).await.unwrap()
+            }),
+            polls: polls.clone(),
+        },
+    );
+    let size = 4 * 1024 * 1024;
+    let writer_side = a.clone();
+    let writer = spawn(&lp, async move {
+        // Far more than the socket buffer: the writer waits for many writable edges on `a`.
+        writer_side.write_all(&vec![1u8; size]).await.unwrap();
+    });
+    let n = block_on(&lp, async move {
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut got = 0;
+        while got < size {
+            got += b.read(&mut buf).await.unwrap();
+        }
+        // Only now does `a` become readable.
+        b.write_all(b"x").await.unwrap();
+        while !reader.is_done() {
+            sleep(Duration::from_millis(1)).await;
+        }
+        reader.take().unwrap()
+    });
+    assert!(writer.is_done());
+    assert_eq!(n, 1);
+    assert_eq!(
+        polls.get(),
+        2,
+        "polled once to start and once when data arrived"
+    );
+}
