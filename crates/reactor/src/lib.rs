@@ -30,6 +30,8 @@
 //! ```
 
 mod clock;
+#[doc(hidden)]
+pub mod doc_support;
 mod error;
 mod event_loop;
 mod exception;

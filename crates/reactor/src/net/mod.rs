@@ -21,6 +21,25 @@ macro_rules! stream_io {
     ($ty:ty) => {
         impl $ty {
             /// Reads into `buf`, waiting until some data (or EOF, as `Ok(0)`) is there.
+            ///
+            /// ```
+            /// # use evloop_reactor::doc_support::block_on;
+            /// use evloop_reactor::EventLoop;
+            /// use evloop_reactor::net::UnixStream;
+            ///
+            /// let lp = EventLoop::new()?;
+            /// let (a, b) = UnixStream::pair_on(&lp)?;
+            /// let n = block_on(&lp, async move {
+            ///     a.write_all(b"data").await?;
+            ///     drop(a);
+            ///     let mut buf = [0u8; 8];
+            ///     let n = b.read(&mut buf).await?;
+            ///     assert_eq!(b.read(&mut buf).await?, 0, "EOF");
+            ///     Ok::<_, std::io::Error>(n)
+            /// })?;
+            /// assert_eq!(n, 4);
+            /// # Ok::<(), Box<dyn std::error::Error>>(())
+            /// ```
             pub async fn read(&self, buf: &mut [u8]) -> std::io::Result<usize> {
                 std::future::poll_fn(|cx| self.poll_read_priv(cx, buf)).await
             }

@@ -67,6 +67,28 @@ impl TcpListener {
 
     /// Accepts a connection.
     ///
+    /// ```
+    /// # use evloop_reactor::doc_support::block_on;
+    /// use evloop_reactor::EventLoop;
+    /// use evloop_reactor::net::{TcpListener, TcpStream};
+    ///
+    /// let lp = EventLoop::new()?;
+    /// let listener = TcpListener::bind_on(&lp, "127.0.0.1:0")?;
+    /// let addr = listener.local_addr()?;
+    /// let reply = block_on(&lp, async move {
+    ///     let client = TcpStream::connect(addr).await?;
+    ///     let (server, _peer) = listener.accept().await?;
+    ///     client.write_all(b"ping").await?;
+    ///     let mut buf = [0u8; 4];
+    ///     server.read_exact(&mut buf).await?;
+    ///     server.write_all(&buf).await?;
+    ///     client.read_exact(&mut buf).await?;
+    ///     Ok::<_, std::io::Error>(buf)
+    /// })?;
+    /// assert_eq!(&reply, b"ping");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// Running out of fds (EMFILE/ENFILE, or ENOBUFS/ENOMEM) does not fail the accept loop: the
     /// error is reported through the loop's exception handler ("socket.accept() out of system
     /// resource", as asyncio) and accepting resumes after a 1 s loop timer, so the loop does not
@@ -121,6 +143,19 @@ pub struct TcpStream {
 
 impl TcpStream {
     /// Connects to `addr` (each resolved address in turn), on the running loop.
+    ///
+    /// ```
+    /// # use evloop_reactor::doc_support::block_on;
+    /// use evloop_reactor::EventLoop;
+    /// use evloop_reactor::net::TcpStream;
+    ///
+    /// let lp = EventLoop::new()?;
+    /// let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// let addr = listener.local_addr()?;
+    /// let stream = block_on(&lp, async move { TcpStream::connect(addr).await })?;
+    /// assert_eq!(stream.peer_addr()?, addr);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub async fn connect(addr: impl ToSocketAddrs) -> io::Result<TcpStream> {
         let lp = crate::get_running_loop().map_err(io::Error::other)?;
         let mut last = None;

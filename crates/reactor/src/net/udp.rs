@@ -62,6 +62,26 @@ impl UdpSocket {
     }
 
     /// Sends one datagram to `target`.
+    ///
+    /// ```
+    /// # use evloop_reactor::doc_support::block_on;
+    /// use evloop_reactor::EventLoop;
+    /// use evloop_reactor::net::UdpSocket;
+    ///
+    /// let lp = EventLoop::new()?;
+    /// let a = UdpSocket::bind_on(&lp, "127.0.0.1:0")?;
+    /// let b = UdpSocket::bind_on(&lp, "127.0.0.1:0")?;
+    /// let b_addr = b.local_addr()?;
+    /// let (n, from) = block_on(&lp, async move {
+    ///     a.send_to(b"hello", b_addr).await?;
+    ///     let mut buf = [0u8; 16];
+    ///     let (n, from) = b.recv_from(&mut buf).await?;
+    ///     assert_eq!(&buf[..n], b"hello");
+    ///     Ok::<_, std::io::Error>((n, from == a.local_addr()?))
+    /// })?;
+    /// assert_eq!((n, from), (5, true));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub async fn send_to(&self, buf: &[u8], target: SocketAddr) -> io::Result<usize> {
         poll_fn(|cx| {
             self.io

@@ -86,6 +86,29 @@ pub struct UnixStream {
 
 impl UnixStream {
     /// Connects to the socket at `path`, on the running loop.
+    ///
+    /// ```
+    /// # use evloop_reactor::doc_support::block_on;
+    /// use evloop_reactor::EventLoop;
+    /// use evloop_reactor::net::{UnixListener, UnixStream};
+    ///
+    /// let lp = EventLoop::new()?;
+    /// let path = std::env::temp_dir().join(format!("evloop-doc-c-{}", std::process::id()));
+    /// let _ = std::fs::remove_file(&path);
+    /// let listener = UnixListener::bind_on(&lp, &path)?;
+    /// let p = path.clone();
+    /// let got = block_on(&lp, async move {
+    ///     let client = UnixStream::connect(&p).await?;
+    ///     let (server, _) = listener.accept().await?;
+    ///     client.write_all(b"hi").await?;
+    ///     let mut buf = [0u8; 2];
+    ///     server.read_exact(&mut buf).await?;
+    ///     Ok::<_, std::io::Error>(buf)
+    /// })?;
+    /// assert_eq!(&got, b"hi");
+    /// std::fs::remove_file(&path)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub async fn connect(path: impl AsRef<Path>) -> io::Result<UnixStream> {
         let lp = crate::get_running_loop().map_err(io::Error::other)?;
         let stream = mio::net::UnixStream::connect(path)?;

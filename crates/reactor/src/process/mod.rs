@@ -252,6 +252,21 @@ impl Process {
     ///
     /// As in asyncio, a child that fills a piped stdout or stderr nobody reads blocks, and then
     /// never exits: read the pipes, or use [`communicate`](Process::communicate).
+    ///
+    /// ```
+    /// # use evloop_reactor::doc_support::block_on;
+    /// use evloop_reactor::EventLoop;
+    /// use evloop_reactor::process::create_subprocess_exec;
+    /// use std::rc::Rc;
+    ///
+    /// let lp = EventLoop::new()?;
+    /// let proc = Rc::new(create_subprocess_exec("sleep", ["30"]).spawn_on(&lp)?);
+    /// proc.kill()?;
+    /// let code = block_on(&lp, { let p = proc.clone(); async move { p.wait().await } });
+    /// assert_eq!(code, -9);
+    /// assert_eq!(proc.kill().unwrap_err().raw_os_error(), Some(libc::ESRCH));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub async fn wait(&self) -> i32 {
         let state = &self.state;
         poll_fn(|cx| {
@@ -270,6 +285,27 @@ impl Process {
     /// Writes `input` to stdin (a child that stops reading is not an error), closes it, reads
     /// stdout and stderr to the end concurrently (so no amount of output deadlocks), then waits.
     /// Returns what was read from each piped stream (`None` for streams that were not piped).
+    ///
+    /// ```
+    /// # use evloop_reactor::doc_support::block_on;
+    /// use evloop_reactor::EventLoop;
+    /// use evloop_reactor::process::create_subprocess_exec;
+    /// use std::process::Stdio;
+    ///
+    /// let lp = EventLoop::new()?;
+    /// let mut proc = create_subprocess_exec("tr", ["a-z", "A-Z"])
+    ///     .stdin(Stdio::piped())
+    ///     .stdout(Stdio::piped())
+    ///     .spawn_on(&lp)?;
+    /// let (out, err) = block_on(&lp, async move {
+    ///     let outcome = proc.communicate(Some(b"shout")).await;
+    ///     assert_eq!(proc.returncode(), Some(0));
+    ///     outcome
+    /// })?;
+    /// assert_eq!(out.as_deref(), Some(&b"SHOUT"[..]));
+    /// assert_eq!(err, None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub async fn communicate(
         &mut self,
         input: Option<&[u8]>,
