@@ -70,6 +70,10 @@ impl<T, E: From<TaskError>> GatherSlot<T, E> {
 /// `gather`). The first `Err` (or a child's panic or cancellation, as `E::from(TaskError)`) is
 /// returned at once, and the other children keep running.
 ///
+/// # Panics
+///
+/// Outside a running loop: the children are started as tasks when `gather` is called.
+///
 /// ```
 /// use evloop::{TaskError, gather, sleep};
 /// use std::time::Duration;
@@ -99,7 +103,7 @@ where
     }
 }
 
-/// The future returned by [`gather`].
+/// The future returned by [`gather`](fn@gather).
 #[must_use = "futures do nothing unless awaited"]
 pub struct Gather<T, E> {
     slots: Vec<GatherSlot<T, E>>,

@@ -152,3 +152,35 @@ pub enum RunError {
     #[error("interrupted (KeyboardInterrupt)")]
     Interrupted,
 }
+
+/// Why [`run_in_executor`](crate::ExecutorExt::run_in_executor),
+/// [`run_in_process_pool`](crate::ExecutorExt::run_in_process_pool) or
+/// [`to_thread`](crate::to_thread) gave no value. The texts are asyncio's and
+/// `concurrent.futures`'.
+///
+/// ```
+/// use evloop::{ExecutorError, LoopError};
+///
+/// assert_eq!(
+///     ExecutorError::ExecutorShutdown.to_string(),
+///     "Executor shutdown has been called"
+/// );
+/// assert_eq!(ExecutorError::from(LoopError::Closed).to_string(), "Event loop is closed");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExecutorError {
+    /// The loop refused: it is closed, or (for `to_thread`) there is no running loop.
+    #[error(transparent)]
+    Loop(#[from] LoopError),
+    /// The default executor was asked for after `shutdown_default_executor` (asyncio's
+    /// `RuntimeError`, also after `set_default_executor`).
+    #[error("Executor shutdown has been called")]
+    ExecutorShutdown,
+    /// The thread pool refused the job, or (for `to_thread`) the job was cancelled or panicked.
+    #[error(transparent)]
+    Job(#[from] evloop_thread_pool::JobError),
+    /// The process pool refused the job.
+    #[error(transparent)]
+    Process(#[from] evloop_process_pool::ProcessPoolError),
+}

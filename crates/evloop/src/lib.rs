@@ -4,8 +4,11 @@
 //! This facade crate puts the layers together: the engine ([`EventLoop`]: `call_soon`,
 //! `call_later`, `call_soon_threadsafe`, `stop`, `close`, the exception handler) from
 //! `evloop-reactor`, and on top of it asyncio's coroutine layer: [`Task`]s, [`LoopFuture`]s,
-//! [`sleep`], [`timeout`], [`gather`], [`wait`], [`shield`], [`TaskGroup`], cancellation you can
-//! catch ([`catch_cancel`]), and [`run`] with asyncio's shutdown sequence.
+//! [`sleep`], [`timeout`], [`gather`](fn@gather), [`wait`], [`shield`], [`TaskGroup`], cancellation you can
+//! catch ([`catch_cancel`]), and [`run`] with asyncio's shutdown sequence. Blocking and
+//! CPU-bound work goes to executors wired to the loop ([`ExecutorExt::run_in_executor`],
+//! [`to_thread`], [`ExecutorExt::run_in_process_pool`]) on the standalone thread and process
+//! pools, re-exported here as [`ThreadPoolExecutor`] and [`ProcessPool`].
 //!
 //! ```
 //! use std::time::Duration;
@@ -27,6 +30,7 @@
 
 mod combinators;
 mod error;
+mod executor;
 mod future;
 mod runner;
 mod sigint;
@@ -38,13 +42,17 @@ pub use combinators::{
     EmptyWait, Gather, ReturnWhen, Shield, gather, gather_settled, shield, wait,
 };
 pub use error::{
-    Cancelled, FutureError, InvalidState, LoopError, Panic, RunError, TaskError, TimeoutError,
+    Cancelled, ExecutorError, FutureError, InvalidState, LoopError, Panic, RunError, TaskError,
+    TimeoutError,
 };
+pub use evloop_process_pool::{ProcessPool, ProcessPoolError};
 pub use evloop_reactor::{
     Builder, ClockHold, EventLoop, ExceptionContext, ExceptionHandler, Handle, RemoteHandle,
     TimerHandle, default_exception_handler, get_running_loop,
 };
 pub use evloop_reactor::{SignalError, net, process};
+pub use evloop_thread_pool::{JobError, ThreadPoolExecutor};
+pub use executor::{ExecutorExt, ExecutorFuture, to_thread};
 pub use future::LoopFuture;
 pub use runner::{LoopExt, Runner, run};
 pub use task::{AnyTask, CatchCancel, Task, all_tasks, catch_cancel, create_task, current_task};
@@ -57,12 +65,30 @@ pub mod layers {
     pub use evloop_reactor as reactor;
 }
 
+/// The thread pool crate (`evloop-thread-pool`): builder, futures, `as_completed`.
+pub use evloop_thread_pool as thread_pool;
+
+/// The process pool crate (`evloop-process-pool`): builder, `init()`, `test_worker!()`.
+pub use evloop_process_pool as process_pool;
+
 /// What most programs import: `use evloop::prelude::*;`.
 pub mod prelude {
-    pub use crate::{EventLoop, LoopExt, Task, TaskError, create_task, run, sleep};
+    pub use crate::{
+        EventLoop, ExecutorExt, LoopExt, Task, TaskError, create_task, run, sleep, to_thread,
+    };
 }
+
+/// The workspace README's examples, compiled and run as doc tests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
 
 #[doc(hidden)]
 pub mod __private {
     pub use crate::combinators::{GatherAll, GatherSlot};
 }
+
+// The README's example runs as a doc test too.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -3,8 +3,9 @@
 //! `run(main)` makes a new loop, runs `main` as a task until it finishes, then shuts down the
 //! way `asyncio.run` does: cancel every task still pending and run the loop until they have all
 //! finished (a task may catch its cancellation and clean up asynchronously, and is waited for),
-//! report what failed during that clean-up, then close the loop. A failing or panicking `main`
-//! reaches the caller only after that clean-up.
+//! report what failed during that clean-up, join the default executor (off the loop thread, for
+//! at most 300 s), then close the loop. A failing or panicking `main` reaches the caller only
+//! after that clean-up.
 
 use std::cell::Cell;
 use std::future::Future;
@@ -15,6 +16,7 @@ use std::task::{Context, Poll};
 use evloop_reactor::{Builder, EventLoop, ExceptionContext, LoopError};
 
 use crate::error::RunError;
+use crate::executor::join_default_on_exit;
 use crate::future::LoopFuture;
 use crate::sigint::SigintGuard;
 use crate::task::{AnyTask, Task, spawn_on, tasks_of};
@@ -123,6 +125,9 @@ where
     F: Future + 'static,
     F::Output: 'static,
 {
+    // The process pool's worker entry check comes before anything else: in a worker process
+    // this never returns (the Rust form of `if __name__ == '__main__'`).
+    evloop_process_pool::init();
     if EventLoop::running_id() != 0 {
         return Err(RunError::NestedRun);
     }
@@ -233,7 +238,8 @@ impl Runner {
     }
 
     /// Shuts down: cancels every pending task and waits for them, reports failures during that
-    /// clean-up through the exception handler, then closes the loop. Idempotent.
+    /// clean-up through the exception handler, joins the default executor (asyncio's 300 s
+    /// limit; a running `to_thread` job is waited for), then closes the loop. Idempotent.
     pub fn close(&mut self) {
         if self.state == RunnerState::Closed {
             return;
@@ -241,6 +247,16 @@ impl Runner {
         self.state = RunnerState::Closed;
         let Some(lp) = self.lp.take() else { return };
         cancel_all_tasks(&lp);
+        // asyncio G4 step 3: a thread still running (a `to_thread` job) keeps us here until it
+        // finishes, or for at most 300 s.
+        if !lp.is_closed()
+            && let Err(error) = join_default_on_exit(&lp)
+        {
+            lp.call_exception_handler(
+                ExceptionContext::new("error while shutting down the default executor")
+                    .with_exception(error),
+            );
+        }
         // The loop is not running here, so close() cannot fail with "running"; a loop closed by
         // user code already is fine (close is idempotent).
         let _ = lp.close();

@@ -78,6 +78,18 @@ struct GroupState<E> {
     joiner: RefCell<Option<Waker>>,
 }
 
+impl<E: 'static> GroupState<E> {
+    /// Cancels the siblings from a callback, as asyncio's TaskGroup does from its done callback:
+    /// children already ready in this iteration still take their step (and may fail too).
+    fn abort_soon(state: &Rc<GroupState<E>>) {
+        let state = state.clone();
+        if let Ok(lp) = evloop_reactor::get_running_loop() {
+            // A closed loop has already dropped the siblings.
+            let _ = lp.call_soon(move || state.abort());
+        }
+    }
+}
+
 impl<E> GroupState<E> {
     fn abort(&self) {
         if self.aborting.replace(true) {
@@ -162,12 +174,12 @@ impl<E: 'static> TaskGroup<E> {
                 Ok(Ok(value)) => Some(value),
                 Ok(Err(error)) => {
                     state.errors.borrow_mut().push(ChildError::Failed(error));
-                    state.abort();
+                    GroupState::abort_soon(&state);
                     None
                 }
                 Err(panic) => {
                     state.errors.borrow_mut().push(ChildError::Panicked(panic));
-                    state.abort();
+                    GroupState::abort_soon(&state);
                     None
                 }
             };

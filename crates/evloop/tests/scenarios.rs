@@ -7,6 +7,9 @@ use std::process::Command;
 #[path = "../examples/tour/scenarios.rs"]
 mod scenarios;
 
+// The `executors` scenario starts process-pool workers: they are this test binary, run again.
+evloop::process_pool::test_worker!();
+
 /// The child side: runs the scenario named by `EVLOOP_SCENARIO` (a no-op in a normal run).
 #[test]
 fn scenario_child() {
@@ -153,12 +156,65 @@ fn stop_inside() {
 }
 
 #[test]
+fn thread_blocks_exit() {
+    assert_eq!(
+        run_scenario("thread-blocks-exit"),
+        [
+            "Task starting",
+            "Main done",
+            "Task done",
+            "Event loop is closed"
+        ]
+    );
+}
+
+#[test]
+fn shutdown_timeout() {
+    assert_eq!(
+        run_scenario("shutdown-timeout"),
+        [
+            "RuntimeWarning: The executor did not finish joining its threads within 0.05 seconds.",
+            "shutdown_default_executor returned",
+            "run_in_executor after shutdown -> Executor shutdown has been called",
+            "thread finished sleeping",
+            "Event loop is closed"
+        ]
+    );
+}
+
+#[test]
+fn executors() {
+    assert_eq!(
+        run_scenario("executors"),
+        [
+            "default thread pool: 100 random bytes",
+            "custom thread pool: 100 random bytes",
+            "custom process pool: 333333283333335000000",
+            "Event loop is closed"
+        ]
+    );
+}
+
+#[test]
+fn executor_futures() {
+    assert_eq!(
+        run_scenario("executor-futures"),
+        [
+            "The result is 42 (done callback)",
+            "The result is 42 (as_completed)",
+            "The result is 42 (run_in_executor)",
+            "Event loop is closed"
+        ]
+    );
+}
+
+#[test]
 fn subprocess_outlives() {
     let started = std::time::Instant::now();
     assert_eq!(
         run_scenario("subprocess-outlives"),
         ["Task starting", "Main done", "Event loop is closed", "hi"]
     );
-    // "hi" came from the child after its 200 ms sleep, long after main returned at 20 ms.
+    // "hi" came from the child after its sleep, long after main returned.
     assert!(started.elapsed() >= std::time::Duration::from_millis(200));
 }

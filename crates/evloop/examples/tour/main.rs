@@ -8,6 +8,9 @@ mod scenarios;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // The process pool's worker entry check, first thing: the `executors` scenario starts worker
+    // processes, which are this binary run again (the Rust form of `if __name__ == '__main__'`).
+    evloop::process_pool::init();
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "--list") {
         for (name, _) in scenarios::ALL {

@@ -4,9 +4,12 @@
 //! done", "Event loop is closed"), so the two can be compared line by line.
 
 use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use evloop::{EventLoop, ExceptionContext};
+use evloop::thread_pool::future::as_completed;
+use evloop::{EventLoop, ExceptionContext, ExecutorExt, ProcessPool, ThreadPoolExecutor};
 
 /// How long the programs sleep: asyncio's originals use 2 s for the task; tests use less.
 pub(crate) struct Timing {
@@ -14,6 +17,10 @@ pub(crate) struct Timing {
     pub(crate) task: Duration,
     /// How long main waits before returning early.
     pub(crate) main: Duration,
+    /// How long an executor thread blocks (`time.sleep` in S7 and S9).
+    pub(crate) thread: Duration,
+    /// The limit given to `shutdown_default_executor` in S9.
+    pub(crate) join_limit: Duration,
 }
 
 impl Timing {
@@ -22,6 +29,8 @@ impl Timing {
         Timing {
             task: Duration::from_secs(2),
             main: Duration::from_millis(100),
+            thread: Duration::from_secs(2),
+            join_limit: Duration::from_millis(500),
         }
     }
 
@@ -31,6 +40,9 @@ impl Timing {
         Timing {
             task: Duration::from_millis(200),
             main: Duration::from_millis(20),
+            // Far apart, so a loaded machine cannot turn S9's timeout into a join.
+            thread: Duration::from_millis(500),
+            join_limit: Duration::from_millis(50),
         }
     }
 }
@@ -47,6 +59,10 @@ pub(crate) const ALL: &[(&str, Scenario)] = &[
     ("task-fails", task_fails),
     ("close-inside", close_inside),
     ("stop-inside", stop_inside),
+    ("thread-blocks-exit", thread_blocks_exit),
+    ("shutdown-timeout", shutdown_timeout),
+    ("executors", executors),
+    ("executor-futures", executor_futures),
     ("subprocess-outlives", subprocess_outlives),
 ];
 
@@ -194,6 +210,157 @@ pub(crate) fn stop_inside(_: &Timing) {
         lp.stop();
         println!("Main done");
         evloop::sleep(Duration::from_secs(1)).await;
+        Ok(())
+    }));
+}
+
+/// Blocks until `flag` is set, on the loop: a scenario waits for its executor thread to have
+/// started, so that a loaded machine cannot make a cancellation win the race the original
+/// program's 0.1 s sleep is meant to lose.
+async fn until_set(flag: &AtomicBool) {
+    while !flag.load(Ordering::Acquire) {
+        evloop::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// S7: main returns while `to_thread` blocks; run() waits for the thread before it returns.
+pub(crate) fn thread_blocks_exit(timing: &Timing) {
+    let (thread_sleep, main_sleep) = (timing.thread, timing.main);
+    let started = Arc::new(AtomicBool::new(false));
+    report(evloop::run(async move {
+        let flag = started.clone();
+        evloop::create_task(async move {
+            println!("Task starting");
+            let _ = evloop::to_thread(move || {
+                flag.store(true, Ordering::Release);
+                std::thread::sleep(thread_sleep);
+                println!("Task done");
+            })
+            .await;
+            // Never printed: the task is cancelled while the thread sleeps.
+            println!("worker coroutine resumed after thread");
+        })
+        .detach();
+        evloop::sleep(main_sleep).await;
+        until_set(&started).await;
+        println!("Main done");
+        Ok::<_, String>(())
+    }));
+}
+
+/// S9: `shutdown_default_executor` with a limit shorter than the running job: the warning, then
+/// the default executor is refused; run() still waits for the thread.
+pub(crate) fn shutdown_timeout(timing: &Timing) {
+    let (thread_sleep, limit) = (timing.thread, timing.join_limit);
+    report(evloop::run(async move {
+        let lp = evloop::get_running_loop().map_err(|e| e.to_string())?;
+        lp.set_exception_handler(Some(Rc::new(|_: &EventLoop, ctx: &ExceptionContext| {
+            println!("RuntimeWarning: {}", ctx.message);
+        })));
+        let started = Arc::new(AtomicBool::new(false));
+        let flag = started.clone();
+        let _job = lp
+            .run_in_executor(None, move || {
+                flag.store(true, Ordering::Release);
+                std::thread::sleep(thread_sleep);
+                println!("thread finished sleeping");
+            })
+            .map_err(|e| e.to_string())?;
+        until_set(&started).await;
+        lp.shutdown_default_executor(Some(limit)).await;
+        println!("shutdown_default_executor returned");
+        match lp.run_in_executor(None, || ()) {
+            Ok(_) => println!("run_in_executor after shutdown -> accepted"),
+            Err(error) => println!("run_in_executor after shutdown -> {error}"),
+        }
+        Ok(())
+    }));
+}
+
+/// Reads 100 bytes from /dev/urandom: asyncio's `blocking_io`.
+fn blocking_io() -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = vec![0; 100];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// asyncio's `cpu_bound`: the sum of i*i for i below `n` (n arrives at run time, through the
+/// process pool, so the compiler cannot fold the loop away).
+fn cpu_bound(n: u64) -> u128 {
+    (0..n).map(|i| u128::from(i) * u128::from(i)).sum()
+}
+
+/// S8, asyncio's documented `run_in_executor` example: the default thread pool, a custom thread
+/// pool and a custom process pool.
+pub(crate) fn executors(_: &Timing) {
+    report(evloop::run(async {
+        let lp = evloop::get_running_loop().map_err(|e| e.to_string())?;
+        let text = |r: std::io::Result<Vec<u8>>| match r {
+            Ok(bytes) => format!("{} random bytes", bytes.len()),
+            Err(error) => format!("error: {error}"),
+        };
+
+        let result = lp
+            .run_in_executor(None, blocking_io)
+            .map_err(|e| e.to_string())?;
+        let result = result.await.map_err(|e| e.to_string())?;
+        println!("default thread pool: {}", text(result));
+
+        // Python's `with ThreadPoolExecutor() as pool:` is a pool dropped at the end of a block.
+        {
+            let pool = ThreadPoolExecutor::new();
+            let result = lp
+                .run_in_executor(Some(&pool), blocking_io)
+                .map_err(|e| e.to_string())?;
+            let result = result.await.map_err(|e| e.to_string())?;
+            println!("custom thread pool: {}", text(result));
+        }
+
+        {
+            let pool = ProcessPool::new();
+            let result = lp
+                .run_in_process_pool(&pool, cpu_bound, std::hint::black_box(10_000_000))
+                .map_err(|e| e.to_string())?;
+            let result = result.await.map_err(|e| e.to_string())?;
+            println!("custom process pool: {result}");
+        }
+        Ok(())
+    }));
+}
+
+/// One result, "The result is 42", three ways: a pool future's done callback, `as_completed`
+/// over pool futures, and `run_in_executor` awaited on the loop.
+pub(crate) fn executor_futures(_: &Timing) {
+    let pool = ThreadPoolExecutor::new();
+
+    let (tx, rx) = std::sync::mpsc::channel();
+    let future = pool.submit(|| 6 * 7).expect("pool is open");
+    future.add_done_callback(move |result| {
+        println!(
+            "The result is {} (done callback)",
+            result.as_ref().expect("no panic")
+        );
+        let _ = tx.send(());
+    });
+    rx.recv().expect("the callback runs");
+
+    let futures = [
+        pool.submit(|| 40).expect("open"),
+        pool.submit(|| 2).expect("open"),
+    ];
+    let sum: i32 = as_completed(futures)
+        .map(|f| f.wait().expect("no panic"))
+        .sum();
+    println!("The result is {sum} (as_completed)");
+
+    report(evloop::run(async move {
+        let lp = evloop::get_running_loop().map_err(|e| e.to_string())?;
+        let job = lp
+            .run_in_executor(Some(&pool), || 6 * 7)
+            .map_err(|e| e.to_string())?;
+        let value = job.await.map_err(|e| e.to_string())?;
+        println!("The result is {value} (run_in_executor)");
         Ok(())
     }));
 }
