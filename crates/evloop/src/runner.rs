@@ -79,27 +79,32 @@ impl LoopExt for EventLoop {
         if EventLoop::running_id() != 0 {
             return Err(LoopError::AnotherLoopRunning.into());
         }
-        let mut task = spawn_on(self, future)?;
-        // The stop callback must not outlive this call: a task that finishes during a later run
-        // must not stop that run (asyncio removes its callback in `finally`).
-        let active = Rc::new(Cell::new(true));
-        let (lp, armed) = (self.clone(), active.clone());
-        task.add_done_callback(move || {
-            if armed.get() {
-                lp.stop();
-            }
-        });
-        let ran = self.run_forever();
-        active.set(false);
-        ran?;
-        match task.take_result() {
-            Some(outcome) => outcome.map_err(RunError::Task),
-            None => Err(RunError::StoppedBeforeComplete),
-        }
+        let task = spawn_on(self, future)?;
+        run_spawned(self, task)
     }
 
     fn create_future<T: 'static>(&self) -> LoopFuture<T> {
         LoopFuture::new(self)
+    }
+}
+
+/// The second half of `run_until_complete`: runs the loop until `task` is done.
+fn run_spawned<T: 'static>(lp: &EventLoop, mut task: Task<T>) -> Result<T, RunError> {
+    // The stop callback must not outlive this call: a task that finishes during a later run
+    // must not stop that run (asyncio removes its callback in `finally`).
+    let active = Rc::new(Cell::new(true));
+    let (stopper, armed) = (lp.clone(), active.clone());
+    task.add_done_callback(move || {
+        if armed.get() {
+            stopper.stop();
+        }
+    });
+    let ran = lp.run_forever();
+    active.set(false);
+    ran?;
+    match task.take_result() {
+        Some(outcome) => outcome.map_err(RunError::Task),
+        None => Err(RunError::StoppedBeforeComplete),
     }
 }
 
@@ -224,16 +229,16 @@ impl Runner {
         }
         let lp = self.lazy_init()?;
         // Ctrl-C (asyncio G6): the main task is created here so that the handler can cancel it.
-        let main = lp.create_task(future)?;
+        let main = spawn_on(&lp, future)?;
         let sigint = SigintGuard::install(&lp, main.any());
-        let outcome = lp.run_until_complete(main);
+        let outcome = run_spawned(&lp, main);
         let interrupts = sigint.map_or(0, SigintGuard::finish);
         match outcome {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(error)) if interrupts > 0 && error.is_cancelled() => Err(RunError::Interrupted),
-            Ok(Err(error)) => Err(RunError::Task(error)),
+            Err(RunError::Task(error)) if interrupts > 0 && error.is_cancelled() => {
+                Err(RunError::Interrupted)
+            }
             Err(RunError::StoppedBeforeComplete) if interrupts > 1 => Err(RunError::Interrupted),
-            Err(error) => Err(error),
+            outcome => outcome,
         }
     }
 
