@@ -145,12 +145,29 @@ fn main() {
             run_off_the_main_thread_leaves_sigint_alone,
         ),
     ];
-    let filter: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
+    // Enough of libtest's command line for cargo test and cargo nextest: `--list` (terse
+    // format; nothing is ignored), name filters, `--exact`.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--list") {
+        if !args.iter().any(|a| a == "--ignored") {
+            for (name, _) in &tests {
+                println!("{name}: test");
+            }
+        }
+        return;
+    }
+    let exact = args.iter().any(|a| a == "--exact");
+    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
     for (name, test) in tests {
-        if filter.iter().all(|f| name.contains(f.as_str())) {
+        let selected = filters.is_empty()
+            || filters.iter().any(|f| {
+                if exact {
+                    name == f.as_str()
+                } else {
+                    name.contains(f.as_str())
+                }
+            });
+        if selected {
             test();
             println!("test {name} ... ok");
         }
