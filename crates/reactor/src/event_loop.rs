@@ -606,8 +606,8 @@ impl EventLoop {
             inner.shared.queue.unpark();
         }
         drop(poll);
-        // Readiness goes to its sources now; no user code runs here (wakers queue tasks, fd
-        // callbacks are queued as handles), so the events buffer may stay borrowed.
+        // Readiness goes to its sources now. Only wakers run here (fd callbacks are queued as
+        // handles), and the poll borrow is released, so a waker may even register a source.
         let mut io_happened = false;
         for event in events.iter() {
             if event.token() != WAKER_TOKEN {
