@@ -33,6 +33,7 @@ mod error;
 mod executor;
 mod future;
 mod runner;
+mod sigint;
 mod task;
 mod task_group;
 mod time;
@@ -49,6 +50,7 @@ pub use evloop_reactor::{
     Builder, ClockHold, EventLoop, ExceptionContext, ExceptionHandler, Handle, RemoteHandle,
     TimerHandle, default_exception_handler, get_running_loop,
 };
+pub use evloop_reactor::{SignalError, net, process};
 pub use evloop_thread_pool::{JobError, ThreadPoolExecutor};
 pub use executor::{ExecutorExt, ExecutorFuture, to_thread};
 pub use future::LoopFuture;

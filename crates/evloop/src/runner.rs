@@ -18,6 +18,7 @@ use evloop_reactor::{Builder, EventLoop, ExceptionContext, LoopError};
 use crate::error::RunError;
 use crate::executor::join_default_on_exit;
 use crate::future::LoopFuture;
+use crate::sigint::SigintGuard;
 use crate::task::{AnyTask, Task, spawn_on, tasks_of};
 
 mod sealed {
@@ -78,27 +79,32 @@ impl LoopExt for EventLoop {
         if EventLoop::running_id() != 0 {
             return Err(LoopError::AnotherLoopRunning.into());
         }
-        let mut task = spawn_on(self, future)?;
-        // The stop callback must not outlive this call: a task that finishes during a later run
-        // must not stop that run (asyncio removes its callback in `finally`).
-        let active = Rc::new(Cell::new(true));
-        let (lp, armed) = (self.clone(), active.clone());
-        task.add_done_callback(move || {
-            if armed.get() {
-                lp.stop();
-            }
-        });
-        let ran = self.run_forever();
-        active.set(false);
-        ran?;
-        match task.take_result() {
-            Some(outcome) => outcome.map_err(RunError::Task),
-            None => Err(RunError::StoppedBeforeComplete),
-        }
+        let task = spawn_on(self, future)?;
+        run_spawned(self, task)
     }
 
     fn create_future<T: 'static>(&self) -> LoopFuture<T> {
         LoopFuture::new(self)
+    }
+}
+
+/// The second half of `run_until_complete`: runs the loop until `task` is done.
+fn run_spawned<T: 'static>(lp: &EventLoop, mut task: Task<T>) -> Result<T, RunError> {
+    // The stop callback must not outlive this call: a task that finishes during a later run
+    // must not stop that run (asyncio removes its callback in `finally`).
+    let active = Rc::new(Cell::new(true));
+    let (stopper, armed) = (lp.clone(), active.clone());
+    task.add_done_callback(move || {
+        if armed.get() {
+            stopper.stop();
+        }
+    });
+    let ran = lp.run_forever();
+    active.set(false);
+    ran?;
+    match task.take_result() {
+        Some(outcome) => outcome.map_err(RunError::Task),
+        None => Err(RunError::StoppedBeforeComplete),
     }
 }
 
@@ -205,6 +211,11 @@ impl Runner {
     }
 
     /// Runs `future` as the main task until it is done (asyncio's `Runner.run`).
+    ///
+    /// On the main thread, while SIGINT has its default disposition, Ctrl-C is handled as in
+    /// asyncio: the first cancels the main task and the run ends with
+    /// [`RunError::Interrupted`] (unless main catches the cancellation and returns a value), a
+    /// second interrupts at once; the default disposition is restored afterwards.
     pub fn run<F>(&mut self, future: F) -> Result<F::Output, RunError>
     where
         F: Future + 'static,
@@ -217,9 +228,18 @@ impl Runner {
             return Err(RunError::NestedRunnerRun);
         }
         let lp = self.lazy_init()?;
-        // Ctrl-C handling (asyncio G6: the first SIGINT cancels the main task) is installed here
-        // by the signals layer; see docs/asyncio-mapping.md.
-        lp.run_until_complete(future)
+        // Ctrl-C (asyncio G6): the main task is created here so that the handler can cancel it.
+        let main = spawn_on(&lp, future)?;
+        let sigint = SigintGuard::install(&lp, main.any());
+        let outcome = run_spawned(&lp, main);
+        let interrupts = sigint.map_or(0, SigintGuard::finish);
+        match outcome {
+            Err(RunError::Task(error)) if interrupts > 0 && error.is_cancelled() => {
+                Err(RunError::Interrupted)
+            }
+            Err(RunError::StoppedBeforeComplete) if interrupts > 1 => Err(RunError::Interrupted),
+            outcome => outcome,
+        }
     }
 
     /// Shuts down: cancels every pending task and waits for them, reports failures during that

@@ -207,3 +207,14 @@ fn executor_futures() {
         ]
     );
 }
+
+#[test]
+fn subprocess_outlives() {
+    let started = std::time::Instant::now();
+    assert_eq!(
+        run_scenario("subprocess-outlives"),
+        ["Task starting", "Main done", "Event loop is closed", "hi"]
+    );
+    // "hi" came from the child after its sleep, long after main returned.
+    assert!(started.elapsed() >= std::time::Duration::from_millis(200));
+}

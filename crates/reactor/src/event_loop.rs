@@ -23,6 +23,7 @@ use mio::{Events, Poll, Token};
 
 use crate::clock::Clock;
 use crate::exception::{ExceptionContext, ExceptionHandler, default_exception_handler};
+use crate::io::IoState;
 use crate::remote::{RemoteHandle, RemoteItem, Shared};
 use crate::{LoopError, Panic};
 
@@ -96,6 +97,7 @@ impl Builder {
                 exception_handler: RefCell::new(None),
                 extensions: RefCell::new(HashMap::new()),
                 close_hooks: RefCell::new(Vec::new()),
+                io: IoState::default(),
             }),
         })
     }
@@ -120,6 +122,8 @@ struct Inner {
     exception_handler: RefCell<Option<ExceptionHandler>>,
     extensions: RefCell<HashMap<TypeId, Rc<dyn Any>>>,
     close_hooks: RefCell<Vec<Box<dyn FnOnce()>>>,
+    /// Registered I/O sources (sockets, pipes, fd callbacks, the signal pipe, pidfds).
+    io: IoState,
 }
 
 /// asyncio's event loop: a single-threaded scheduler of callbacks, timers and I/O.
@@ -363,6 +367,9 @@ impl EventLoop {
         ready.into_iter().for_each(Ready::discard);
         timers.iter().for_each(Handle::discard);
         drop(remote);
+        // Registered sources go too: fd callbacks are dropped, async waiters are woken to find
+        // the loop closed.
+        self.inner.io.close();
         let hooks = std::mem::take(&mut *self.inner.close_hooks.borrow_mut());
         for hook in hooks {
             if let Err(payload) = catch_unwind(AssertUnwindSafe(hook)) {
@@ -410,6 +417,22 @@ impl EventLoop {
         value
     }
 
+    /// A reference that does not keep the loop alive: for the loop's own callbacks stored in
+    /// the loop (the signal pipe's reader, a pidfd's), which would otherwise form a cycle.
+    pub(crate) fn downgrade(&self) -> WeakLoop {
+        WeakLoop(Rc::downgrade(&self.inner))
+    }
+
+    /// The loop's I/O state (the registry of sources).
+    pub(crate) fn io(&self) -> &IoState {
+        &self.inner.io
+    }
+
+    /// Calls `f` with the loop's mio registry, to register or deregister a source.
+    pub(crate) fn with_mio<R>(&self, f: impl FnOnce(&mio::Registry) -> R) -> R {
+        f(self.inner.poll.borrow().registry())
+    }
+
     // ---- debug ------------------------------------------------------------------------------
 
     /// Whether debug mode is on.
@@ -442,6 +465,12 @@ impl EventLoop {
     /// How many callbacks and tasks are ready to run.
     pub fn ready_len(&self) -> usize {
         self.inner.ready.borrow().len()
+    }
+
+    /// How many I/O sources are registered (sockets, pipes, fd callbacks and the loop's own
+    /// signal pipe and child watchers): a diagnostic that shows leaked registrations.
+    pub fn io_source_count(&self) -> usize {
+        self.inner.io.registry.len()
     }
 
     /// How many timers are scheduled (cancelled ones not yet cleaned up included).
@@ -576,8 +605,17 @@ impl EventLoop {
         if parked {
             inner.shared.queue.unpark();
         }
-        let io_happened = events.iter().any(|event| event.token() != WAKER_TOKEN);
-        drop((events, poll));
+        drop(poll);
+        // Readiness goes to its sources now. Only wakers run here (fd callbacks are queued as
+        // handles), and the poll borrow is released, so a waker may even register a source.
+        let mut io_happened = false;
+        for event in events.iter() {
+            if event.token() != WAKER_TOKEN {
+                io_happened = true;
+                inner.io.dispatch(event, self);
+            }
+        }
+        drop(events);
         if let Some(when) = jump_to {
             if !io_happened && !inner.shared.queue.has_items() {
                 inner.clock.advance_to(when);
@@ -657,6 +695,16 @@ impl EventLoop {
                 )));
             }
         }
+    }
+}
+
+/// A weak [`EventLoop`] reference (see `EventLoop::downgrade`).
+pub(crate) struct WeakLoop(std::rc::Weak<Inner>);
+
+impl WeakLoop {
+    /// The loop, if it still exists.
+    pub(crate) fn upgrade(&self) -> Option<EventLoop> {
+        self.0.upgrade().map(|inner| EventLoop { inner })
     }
 }
 

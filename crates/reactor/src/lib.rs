@@ -7,6 +7,11 @@
 //! [`close`](EventLoop::close)) and its error texts are asyncio's; failures nobody awaits go to
 //! the [exception handler](EventLoop::set_exception_handler).
 //!
+//! The loop's I/O: asyncio's fd callbacks ([`add_reader`](EventLoop::add_reader),
+//! [`add_writer`](EventLoop::add_writer), level-triggered as in asyncio), async sockets in
+//! [`net`], signal handlers ([`add_signal_handler`](EventLoop::add_signal_handler)) and
+//! subprocesses with async pipes in [`process`].
+//!
 //! ```
 //! use evloop_reactor::EventLoop;
 //! use std::time::Duration;
@@ -25,13 +30,21 @@
 //! ```
 
 mod clock;
+#[doc(hidden)]
+pub mod doc_support;
 mod error;
 mod event_loop;
 mod exception;
+mod io;
+pub mod net;
+pub mod process;
 mod remote;
+mod signal;
+mod time;
 
 pub use error::{LoopError, Panic};
 pub use event_loop::{Builder, EventLoop, get_running_loop};
 pub use evloop_callbacks::{Handle, TaskRef, TaskRefVTable, TimerHandle};
 pub use exception::{ExceptionContext, ExceptionHandler, default_exception_handler};
 pub use remote::{ClockHold, RemoteHandle};
+pub use signal::{SignalError, has_default_disposition};

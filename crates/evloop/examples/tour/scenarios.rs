@@ -63,6 +63,7 @@ pub(crate) const ALL: &[(&str, Scenario)] = &[
     ("shutdown-timeout", shutdown_timeout),
     ("executors", executors),
     ("executor-futures", executor_futures),
+    ("subprocess-outlives", subprocess_outlives),
 ];
 
 /// Prints how `run()` ended, the way a Python traceback would end the program.
@@ -361,5 +362,27 @@ pub(crate) fn executor_futures(_: &Timing) {
         let value = job.await.map_err(|e| e.to_string())?;
         println!("The result is {value} (run_in_executor)");
         Ok(())
+    }));
+}
+
+/// S6: main returns while a task awaits `create_subprocess_shell("sleep 2; echo hi")`. Closing
+/// the loop sends the child no signal: it runs on and prints "hi" after "Event loop is closed".
+pub(crate) fn subprocess_outlives(timing: &Timing) {
+    let (child_sleep, main_sleep) = (timing.task, timing.main);
+    report(evloop::run(async move {
+        evloop::create_task(async move {
+            println!("Task starting");
+            let cmd = format!("sleep {}; echo hi", child_sleep.as_secs_f64());
+            let child = evloop::process::create_subprocess_shell(cmd)
+                .spawn()
+                .expect("spawn sh");
+            // Cancelled by run()'s shutdown while the child still runs.
+            child.wait().await;
+            println!("Task done");
+        })
+        .detach();
+        evloop::sleep(main_sleep).await;
+        println!("Main done");
+        Ok::<_, String>(())
     }));
 }

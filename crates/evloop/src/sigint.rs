@@ -1,0 +1,57 @@
+//! Ctrl-C under `run()` (asyncio G6).
+//!
+//! While the main task runs, SIGINT is handled on the loop: the first Ctrl-C cancels the main
+//! task (a main that catches the cancellation and returns still gives its value), a second one
+//! stops the loop at once. Either way `run()` then reports [`RunError::Interrupted`], asyncio's
+//! `KeyboardInterrupt`. The handling is installed only on the main thread and only while SIGINT
+//! has its default disposition (someone else's handler is left alone), and the default is
+//! restored when the main task is done, before the shutdown sequence runs.
+//!
+//! [`RunError::Interrupted`]: crate::RunError::Interrupted
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use evloop_reactor::EventLoop;
+
+use crate::AnyTask;
+
+/// The installed Ctrl-C handling of one `Runner::run`.
+pub(crate) struct SigintGuard {
+    lp: EventLoop,
+    interrupts: Rc<Cell<u32>>,
+}
+
+impl SigintGuard {
+    /// Installs the handling for `main` on `lp`, if this is the main thread and SIGINT has its
+    /// default disposition.
+    pub(crate) fn install(lp: &EventLoop, main: AnyTask) -> Option<SigintGuard> {
+        if std::thread::current().name() != Some("main")
+            || !evloop_reactor::has_default_disposition(libc::SIGINT)
+        {
+            return None;
+        }
+        let interrupts = Rc::new(Cell::new(0u32));
+        let (count, on_loop) = (interrupts.clone(), lp.clone());
+        lp.add_signal_handler(libc::SIGINT, move || {
+            count.set(count.get() + 1);
+            if count.get() == 1 && !main.done() {
+                main.cancel();
+            } else {
+                // The second Ctrl-C (or one after main finished) interrupts at once.
+                on_loop.stop();
+            }
+        })
+        .ok()?;
+        Some(SigintGuard {
+            lp: lp.clone(),
+            interrupts,
+        })
+    }
+
+    /// Restores the default disposition; returns how many Ctrl-Cs arrived.
+    pub(crate) fn finish(self) -> u32 {
+        self.lp.remove_signal_handler(libc::SIGINT);
+        self.interrupts.get()
+    }
+}

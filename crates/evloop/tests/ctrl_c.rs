@@ -1,0 +1,175 @@
+//! Ctrl-C under `run()` (asyncio G6), by sending SIGINT to a child process.
+//!
+//! `run()` handles SIGINT only on the main thread, and libtest runs tests on other threads, so
+//! this test has its own `main` (`harness = false`): re-executed with `EVLOOP_CTRL_C_MODE`, it
+//! is the program under test (the same program as `examples/ctrl_c.rs`); otherwise it is the
+//! test driver.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::Duration;
+
+use evloop::{RunError, catch_cancel, sleep};
+
+const MODE_ENV: &str = "EVLOOP_CTRL_C_MODE";
+
+async fn main_task(mode: String) -> i32 {
+    println!("ready");
+    match mode.as_str() {
+        "catch" => match catch_cancel(sleep(Duration::from_secs(60))).await {
+            Ok(()) => 0,
+            Err(_) => {
+                println!("main caught the cancellation");
+                42
+            }
+        },
+        "stubborn" => {
+            let _ = catch_cancel(sleep(Duration::from_secs(60))).await;
+            println!("main ignores the first Ctrl-C");
+            sleep(Duration::from_secs(60)).await;
+            0
+        }
+        _ => {
+            sleep(Duration::from_secs(60)).await;
+            0
+        }
+    }
+}
+
+fn program(mode: String) {
+    let outcome = evloop::run(main_task(mode));
+    // The default disposition is back once run() returns.
+    assert!(evloop::layers::reactor::has_default_disposition(
+        libc::SIGINT
+    ));
+    match outcome {
+        Ok(value) => println!("run -> {value}"),
+        Err(RunError::Interrupted) => {
+            println!("interrupted");
+            std::process::exit(130);
+        }
+        Err(error) => {
+            println!("error: {error}");
+            std::process::exit(1);
+        }
+    }
+}
+
+/// Starts the program and waits for its "ready" line.
+fn start(mode: &str) -> (Child, BufReader<ChildStdout>) {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .env(MODE_ENV, mode)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    (child, out)
+}
+
+fn sigint(child: &Child) {
+    // SAFETY: kill(2) on a child we spawned and have not waited for.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+}
+
+fn rest(mut out: BufReader<ChildStdout>) -> String {
+    let mut s = String::new();
+    std::io::Read::read_to_string(&mut out, &mut s).unwrap();
+    s
+}
+
+fn first_ctrl_c_cancels_main_and_run_reports_the_interruption() {
+    let (mut child, out) = start("plain");
+    sigint(&child);
+    let status = child.wait().unwrap();
+    assert_eq!(rest(out), "interrupted\n");
+    assert_eq!(status.code(), Some(130));
+}
+
+fn main_that_catches_the_cancellation_gives_its_value() {
+    let (mut child, out) = start("catch");
+    sigint(&child);
+    let status = child.wait().unwrap();
+    assert_eq!(rest(out), "main caught the cancellation\nrun -> 42\n");
+    assert!(status.success());
+}
+
+fn second_ctrl_c_interrupts_at_once() {
+    let (mut child, mut out) = start("stubborn");
+    sigint(&child);
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "main ignores the first Ctrl-C\n");
+    sigint(&child);
+    let status = child.wait().unwrap();
+    assert_eq!(rest(out), "interrupted\n");
+    assert_eq!(status.code(), Some(130));
+}
+
+fn run_off_the_main_thread_leaves_sigint_alone() {
+    std::thread::spawn(|| {
+        let value = evloop::run(async {
+            assert!(evloop::layers::reactor::has_default_disposition(
+                libc::SIGINT
+            ));
+            7
+        })
+        .unwrap();
+        assert_eq!(value, 7);
+    })
+    .join()
+    .unwrap();
+}
+
+fn main() {
+    if let Ok(mode) = std::env::var(MODE_ENV) {
+        return program(mode);
+    }
+    let tests: [(&str, fn()); 4] = [
+        (
+            "first_ctrl_c_cancels_main_and_run_reports_the_interruption",
+            first_ctrl_c_cancels_main_and_run_reports_the_interruption,
+        ),
+        (
+            "main_that_catches_the_cancellation_gives_its_value",
+            main_that_catches_the_cancellation_gives_its_value,
+        ),
+        (
+            "second_ctrl_c_interrupts_at_once",
+            second_ctrl_c_interrupts_at_once,
+        ),
+        (
+            "run_off_the_main_thread_leaves_sigint_alone",
+            run_off_the_main_thread_leaves_sigint_alone,
+        ),
+    ];
+    // Enough of libtest's command line for cargo test and cargo nextest: `--list` (terse
+    // format; nothing is ignored), name filters, `--exact`.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--list") {
+        if !args.iter().any(|a| a == "--ignored") {
+            for (name, _) in &tests {
+                println!("{name}: test");
+            }
+        }
+        return;
+    }
+    let exact = args.iter().any(|a| a == "--exact");
+    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    for (name, test) in tests {
+        let selected = filters.is_empty()
+            || filters.iter().any(|f| {
+                if exact {
+                    name == f.as_str()
+                } else {
+                    name.contains(f.as_str())
+                }
+            });
+        if selected {
+            test();
+            println!("test {name} ... ok");
+        }
+    }
+}

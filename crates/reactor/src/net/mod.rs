@@ -1,0 +1,210 @@
+//! Async sockets on the loop: TCP, UDP and Unix-domain streams.
+//!
+//! Each socket is registered with the loop it was made on (the running loop) and implements
+//! `futures_io::AsyncRead`/`AsyncWrite` where it is a stream, plus inherent `async fn`s in
+//! asyncio's spirit (`accept`, `connect`, `read`, `write_all`, `send_to`, `recv_from`).
+//! Readiness wakes exactly the task waiting on that direction of that socket.
+//!
+//! A socket is tied to its loop's thread (`!Send`), as asyncio's transports are.
+
+mod tcp;
+mod udp;
+mod unix;
+
+pub use tcp::{ReadHalf, TcpListener, TcpStream, WriteHalf};
+pub use udp::UdpSocket;
+pub use unix::{UnixListener, UnixStream};
+
+/// Implements the async read/write surface of a stream type whose field `io` is a
+/// `PollEvented<S>` with `&S: Read + Write`.
+macro_rules! stream_io {
+    ($ty:ty) => {
+        impl $ty {
+            /// Reads into `buf`, waiting until some data (or EOF, as `Ok(0)`) is there.
+            ///
+            /// ```
+            /// # use evloop_reactor::doc_support::block_on;
+            /// use evloop_reactor::EventLoop;
+            /// use evloop_reactor::net::UnixStream;
+            ///
+            /// let lp = EventLoop::new()?;
+            /// let (a, b) = UnixStream::pair_on(&lp)?;
+            /// let n = block_on(&lp, async move {
+            ///     a.write_all(b"data").await?;
+            ///     drop(a);
+            ///     let mut buf = [0u8; 8];
+            ///     let n = b.read(&mut buf).await?;
+            ///     assert_eq!(b.read(&mut buf).await?, 0, "EOF");
+            ///     Ok::<_, std::io::Error>(n)
+            /// })?;
+            /// assert_eq!(n, 4);
+            /// # Ok::<(), Box<dyn std::error::Error>>(())
+            /// ```
+            pub async fn read(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+                std::future::poll_fn(|cx| self.poll_read_priv(cx, buf)).await
+            }
+
+            /// Reads exactly `buf.len()` bytes; `UnexpectedEof` if the stream ends first.
+            pub async fn read_exact(&self, mut buf: &mut [u8]) -> std::io::Result<()> {
+                while !buf.is_empty() {
+                    let n = self.read(buf).await?;
+                    if n == 0 {
+                        return Err(std::io::ErrorKind::UnexpectedEof.into());
+                    }
+                    buf = &mut buf[n..];
+                }
+                Ok(())
+            }
+
+            /// Writes some of `buf`, waiting until the socket accepts at least one byte.
+            pub async fn write(&self, buf: &[u8]) -> std::io::Result<usize> {
+                std::future::poll_fn(|cx| self.poll_write_priv(cx, buf)).await
+            }
+
+            /// Writes all of `buf` (partial writes are continued).
+            pub async fn write_all(&self, mut buf: &[u8]) -> std::io::Result<()> {
+                while !buf.is_empty() {
+                    let n = self.write(buf).await?;
+                    if n == 0 {
+                        return Err(std::io::ErrorKind::WriteZero.into());
+                    }
+                    buf = &buf[n..];
+                }
+                Ok(())
+            }
+
+            fn poll_read_priv(
+                &self,
+                cx: &mut std::task::Context<'_>,
+                buf: &mut [u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                use std::io::Read as _;
+                let len = buf.len();
+                self.io
+                    .poll_stream(cx, $crate::io::registry::Direction::Read, len, |s| {
+                        let mut s = s;
+                        s.read(buf)
+                    })
+            }
+
+            fn poll_write_priv(
+                &self,
+                cx: &mut std::task::Context<'_>,
+                buf: &[u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                use std::io::Write as _;
+                self.io
+                    .poll_stream(cx, $crate::io::registry::Direction::Write, buf.len(), |s| {
+                        let mut s = s;
+                        s.write(buf)
+                    })
+            }
+        }
+
+        impl futures_io::AsyncRead for $ty {
+            fn poll_read(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buf: &mut [u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                self.poll_read_priv(cx, buf)
+            }
+        }
+
+        impl futures_io::AsyncRead for &$ty {
+            fn poll_read(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buf: &mut [u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                self.poll_read_priv(cx, buf)
+            }
+        }
+
+        impl futures_io::AsyncWrite for $ty {
+            fn poll_write(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buf: &[u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                self.poll_write_priv(cx, buf)
+            }
+
+            fn poll_flush(
+                self: std::pin::Pin<&mut Self>,
+                _cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                // Nothing is buffered in user space.
+                std::task::Poll::Ready(Ok(()))
+            }
+
+            fn poll_close(
+                self: std::pin::Pin<&mut Self>,
+                _cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                std::task::Poll::Ready(self.shutdown(std::net::Shutdown::Write))
+            }
+        }
+
+        impl futures_io::AsyncWrite for &$ty {
+            fn poll_write(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buf: &[u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                self.poll_write_priv(cx, buf)
+            }
+
+            fn poll_flush(
+                self: std::pin::Pin<&mut Self>,
+                _cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                std::task::Poll::Ready(Ok(()))
+            }
+
+            fn poll_close(
+                self: std::pin::Pin<&mut Self>,
+                _cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                std::task::Poll::Ready(self.shutdown(std::net::Shutdown::Write))
+            }
+        }
+    };
+}
+pub(crate) use stream_io;
+
+/// Errors after which `accept` backs off instead of failing: the process or system is out of a
+/// resource (asyncio's list in `_accept_connection`).
+pub(crate) fn out_of_resources(error: &std::io::Error) -> bool {
+    matches!(
+        error.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
+}
+
+/// Errors that concern one pending connection only (it went away before we accepted it).
+pub(crate) fn transient_accept_error(error: &std::io::Error) -> bool {
+    matches!(
+        error.raw_os_error(),
+        Some(libc::ECONNABORTED | libc::EPROTO | libc::EPERM)
+    )
+}
+
+/// asyncio's `ACCEPT_RETRY_DELAY`: how long an accept loop waits after running out of fds.
+pub(crate) const ACCEPT_RETRY_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Waits out an accept failure from resource exhaustion: reports it once through the exception
+/// handler, as asyncio does, then sleeps on a loop timer so the accept loop does not spin.
+pub(crate) async fn accept_backoff(
+    lp: &crate::EventLoop,
+    error: std::io::Error,
+) -> std::io::Result<()> {
+    lp.call_exception_handler(
+        crate::ExceptionContext::new("socket.accept() out of system resource")
+            .with_exception(error),
+    );
+    crate::time::Sleep::new(lp, ACCEPT_RETRY_DELAY)
+        .map_err(std::io::Error::other)?
+        .await;
+    Ok(())
+}
