@@ -167,15 +167,9 @@ where
         // just took; both are sound on any thread (drop_raw only releases a count; run_raw is only
         // ever called by the loop, on its thread).
         let task = unsafe { TaskRef::from_raw(raw, &Self::TASK_VTABLE) };
-        if EventLoop::running_id() == header.loop_id {
-            // Loop thread, loop running: straight into the ready queue.
-            EventLoop::with_running(|lp| {
-                if let Some(lp) = lp {
-                    // A closed loop drops the reference (which only releases a count).
-                    let _ = lp.schedule_task(task);
-                }
-            });
-        } else {
+        // Loop thread, loop running: straight into the ready queue, with no lock and no
+        // reference-counted loop handle.
+        if let Err(task) = EventLoop::schedule_task_if_running(header.loop_id, task) {
             // Another thread, or the loop is not running: through the thread-safe queue, which
             // wakes the loop only if it is blocked. A closed loop hands the reference back and
             // it is released here, which never drops the future (see the module doc).
@@ -243,7 +237,7 @@ where
         });
         let mut cx = Context::from_waker(&waker);
         let polled = {
-            let _current = CurrentGuard::enter(self.clone() as Arc<dyn TaskObject>);
+            let _current = CurrentGuard::enter(&**self as &dyn TaskObject);
             // SAFETY: only `step` (never re-entered: a task is not polled from its own poll) and
             // `drop_future` (never called while polling) touch the future, on the loop thread.
             let slot = unsafe { &mut *self.future.get() };
