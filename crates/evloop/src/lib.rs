@@ -4,7 +4,7 @@
 //! This facade crate puts the layers together: the engine ([`EventLoop`]: `call_soon`,
 //! `call_later`, `call_soon_threadsafe`, `stop`, `close`, the exception handler) from
 //! `evloop-reactor`, and on top of it asyncio's coroutine layer: [`Task`]s, [`LoopFuture`]s,
-//! [`sleep`], [`timeout`], [`gather`], [`wait`], [`shield`], [`TaskGroup`], cancellation you can
+//! [`sleep`], [`timeout`], [`gather()`], [`wait`], [`shield`], [`TaskGroup`], cancellation you can
 //! catch ([`catch_cancel`]), and [`run`] with asyncio's shutdown sequence.
 //!
 //! ```
