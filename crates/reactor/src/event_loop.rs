@@ -43,7 +43,35 @@ thread_local! {
     static RUNNING: RefCell<Option<EventLoop>> = const { RefCell::new(None) };
     /// Its id, readable without touching the `RefCell` (the task-waker fast path).
     static RUNNING_ID: Cell<u64> = const { Cell::new(0) };
+    /// Its state, for the task-waker fast path: a plain pointer, so that queueing a task woken
+    /// on the loop thread borrows no `RefCell` and counts no reference. Set and cleared together
+    /// with `RUNNING`, whose clone (and the `RunningGuard`'s) keeps the pointee alive meanwhile.
+    static RUNNING_INNER: Cell<*const Inner> = const { Cell::new(std::ptr::null()) };
 }
+
+/// A hasher for `TypeId` keys, which are already hashes: the extension lookup is on the path of
+/// every task spawn, and SipHash would be most of its cost.
+#[derive(Default)]
+struct TypeIdHasher(u64);
+
+impl std::hash::Hasher for TypeIdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Not the path `TypeId` takes today; a plain FNV-1a keeps any other encoding correct.
+        for &byte in bytes {
+            self.0 = (self.0 ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.0 ^= value;
+    }
+}
+
+type Extensions = HashMap<TypeId, Rc<dyn Any>, std::hash::BuildHasherDefault<TypeIdHasher>>;
 
 /// Configures an [`EventLoop`] before it is built.
 ///
@@ -95,7 +123,7 @@ impl Builder {
                 slow_callback: Cell::new(DEFAULT_SLOW_CALLBACK),
                 iterations: Cell::new(0),
                 exception_handler: RefCell::new(None),
-                extensions: RefCell::new(HashMap::new()),
+                extensions: RefCell::new(Extensions::default()),
                 close_hooks: RefCell::new(Vec::new()),
                 io: IoState::default(),
             }),
@@ -120,7 +148,7 @@ struct Inner {
     slow_callback: Cell<Duration>,
     iterations: Cell<u64>,
     exception_handler: RefCell<Option<ExceptionHandler>>,
-    extensions: RefCell<HashMap<TypeId, Rc<dyn Any>>>,
+    extensions: RefCell<Extensions>,
     close_hooks: RefCell<Vec<Box<dyn FnOnce()>>>,
     /// Registered I/O sources (sockets, pipes, fd callbacks, the signal pipe, pidfds).
     io: IoState,
@@ -250,6 +278,39 @@ impl EventLoop {
         Ok(self.inner.timers.borrow_mut().schedule(when, callback))
     }
 
+    /// Queues `task` on the loop running on this thread if that loop's [`id`](EventLoop::id) is
+    /// `loop_id`, and hands it back otherwise (another loop runs here, or none does): the fast,
+    /// on-thread half of a task's waker, one thread-local read and a push.
+    ///
+    /// ```
+    /// use evloop_reactor::{EventLoop, TaskRef, TaskRefVTable};
+    /// use std::ptr::NonNull;
+    ///
+    /// unsafe fn nothing(_: NonNull<()>) {}
+    /// static VTABLE: TaskRefVTable = TaskRefVTable { run: nothing, drop: nothing, name: "Nop" };
+    /// // SAFETY: the vtable's functions do nothing with the pointer.
+    /// let task = unsafe { TaskRef::from_raw(NonNull::dangling(), &VTABLE) };
+    /// let lp = EventLoop::new().unwrap();
+    /// // Not running: the task comes back, for the caller to send through `remote()`.
+    /// assert!(EventLoop::schedule_task_if_running(lp.id(), task).is_err());
+    /// ```
+    pub fn schedule_task_if_running(loop_id: u64, task: TaskRef) -> Result<(), TaskRef> {
+        let inner = RUNNING_INNER.with(Cell::get);
+        if inner.is_null() {
+            return Err(task);
+        }
+        // SAFETY: RUNNING_INNER is non-null only between `enter` and the `RunningGuard`'s drop,
+        // while the guard holds a clone of the loop, so the `Inner` is alive; and it is only
+        // ever shared (`&`), like every other access to a loop from its own thread.
+        let inner = unsafe { &*inner };
+        if inner.id != loop_id {
+            return Err(task);
+        }
+        // A running loop cannot be closed (close() refuses), so no closed check is needed.
+        inner.ready.borrow_mut().push_task(task);
+        Ok(())
+    }
+
     /// Queues a task to be polled on the next iteration: the on-thread half of a task's waker.
     /// A closed loop drops the reference (releasing the task) and reports it.
     pub fn schedule_task(&self, task: TaskRef) -> Result<(), LoopError> {
@@ -318,6 +379,7 @@ impl EventLoop {
         self.inner.running.set(true);
         RUNNING.with(|running| *running.borrow_mut() = Some(self.clone()));
         RUNNING_ID.with(|id| id.set(self.inner.id));
+        RUNNING_INNER.with(|ptr| ptr.set(Rc::as_ptr(&self.inner)));
         Ok(RunningGuard { lp: self.clone() })
     }
 
@@ -549,11 +611,16 @@ impl EventLoop {
 
         // asyncio's clock-resolution rule: everything due up to now (+1 ns, the monotonic clock's
         // resolution here) becomes ready.
-        let end = self.time() + Duration::from_nanos(1);
-        loop {
-            let due = inner.timers.borrow_mut().pop_due(end);
-            let Some(handle) = due else { break };
-            inner.ready.borrow_mut().push_handle(handle);
+        // (No timers, no clock read: a loop of ready callbacks and tasks never needs the time.)
+        if !inner.timers.borrow().is_empty() {
+            let end = self.time() + Duration::from_nanos(1);
+            let mut timers = inner.timers.borrow_mut();
+            let mut ready = inner.ready.borrow_mut();
+            // Moving a handle between the two queues runs no user code, so both borrows may
+            // be held across the whole transfer.
+            while let Some(handle) = timers.pop_due(end) {
+                ready.push_handle(handle);
+            }
         }
 
         let batch = inner.ready.borrow().len();
@@ -719,6 +786,7 @@ impl Drop for RunningGuard {
         inner.stopping.set(false);
         inner.running.set(false);
         RUNNING_ID.with(|id| id.set(0));
+        RUNNING_INNER.with(|ptr| ptr.set(std::ptr::null()));
         let previous = RUNNING.with(|running| running.borrow_mut().take());
         drop(previous);
     }

@@ -90,15 +90,25 @@ pub(crate) struct TaskCell<F: Future> {
     output: RefCell<Option<Result<F::Output, TaskError>>>,
     join_waker: RefCell<Option<Waker>>,
     handle_alive: Cell<bool>,
-    name: RefCell<Option<String>>,
-    /// A cancel request that no `catch_cancel` will take: the task ends at its next step.
-    cancel_request: RefCell<Option<Cancelled>>,
     cancels_requested: Cell<u32>,
+    /// What most tasks never use, allocated on first use: a cell stays small, which is most of
+    /// what spawning costs (see [`Cold`]).
+    cold: RefCell<Option<Box<Cold>>>,
+}
+
+/// The parts of a task that only names, cancellation, `catch_cancel`, done callbacks and panics
+/// need. Kept out of line so that a task that never uses them costs a smaller allocation and
+/// fewer stores at spawn; every field's empty value is the same as having no `Cold` at all.
+#[derive(Default)]
+struct Cold {
+    name: Option<String>,
+    /// A cancel request that no `catch_cancel` will take: the task ends at its next step.
+    cancel_request: Option<Cancelled>,
     /// Active `catch_cancel` frames, innermost last.
-    frames: RefCell<Vec<FrameSlot>>,
-    done_callbacks: RefCell<Vec<Box<dyn FnOnce()>>>,
+    frames: Vec<FrameSlot>,
+    done_callbacks: Vec<Box<dyn FnOnce()>>,
     /// A copy of the panic while the output holding it is unretrieved and unreported.
-    unreported_panic: RefCell<Option<Panic>>,
+    unreported_panic: Option<Panic>,
 }
 
 // SAFETY: other threads reach a cell only through wakers and task references, which touch only
@@ -127,13 +137,27 @@ where
             output: RefCell::new(None),
             join_waker: RefCell::new(None),
             handle_alive: Cell::new(true),
-            name: RefCell::new(None),
-            cancel_request: RefCell::new(None),
             cancels_requested: Cell::new(0),
-            frames: RefCell::new(Vec::new()),
-            done_callbacks: RefCell::new(Vec::new()),
-            unreported_panic: RefCell::new(None),
+            cold: RefCell::new(None),
         })
+    }
+
+    /// The cold part, created on first use. The borrow must end before any user code runs.
+    fn cold(&self) -> std::cell::RefMut<'_, Cold> {
+        std::cell::RefMut::map(self.cold.borrow_mut(), |cold| {
+            &mut **cold.get_or_insert_with(Box::default)
+        })
+    }
+
+    /// Takes a cancel request that no `catch_cancel` frame will see (none is active).
+    fn take_uncaught_request(&self) -> Option<Cancelled> {
+        let mut cold = self.cold.borrow_mut();
+        let cold = cold.as_mut()?;
+        if cold.frames.is_empty() {
+            cold.cancel_request.take()
+        } else {
+            None
+        }
     }
 
     const TASK_VTABLE: TaskRefVTable = TaskRefVTable {
@@ -167,15 +191,9 @@ where
         // just took; both are sound on any thread (drop_raw only releases a count; run_raw is only
         // ever called by the loop, on its thread).
         let task = unsafe { TaskRef::from_raw(raw, &Self::TASK_VTABLE) };
-        if EventLoop::running_id() == header.loop_id {
-            // Loop thread, loop running: straight into the ready queue.
-            EventLoop::with_running(|lp| {
-                if let Some(lp) = lp {
-                    // A closed loop drops the reference (which only releases a count).
-                    let _ = lp.schedule_task(task);
-                }
-            });
-        } else {
+        // Loop thread, loop running: straight into the ready queue, with no lock and no
+        // reference-counted loop handle.
+        if let Err(task) = EventLoop::schedule_task_if_running(header.loop_id, task) {
             // Another thread, or the loop is not running: through the thread-safe queue, which
             // wakes the loop only if it is blocked. A closed loop hands the reference back and
             // it is released here, which never drops the future (see the module doc).
@@ -227,13 +245,11 @@ where
         if self.status.get() != Status::Pending {
             return;
         }
-        if self.frames.borrow().is_empty() {
-            let request = self.cancel_request.borrow_mut().take();
-            if let Some(cancelled) = request {
-                self.drop_future();
-                self.finish(Err(TaskError::Cancelled(cancelled)));
-                return;
-            }
+        let request = self.take_uncaught_request();
+        if let Some(cancelled) = request {
+            self.drop_future();
+            self.finish(Err(TaskError::Cancelled(cancelled)));
+            return;
         }
         let ptr = Arc::as_ptr(self);
         // SAFETY: the waker borrows our count (ManuallyDrop: no release at the end); its vtable
@@ -243,7 +259,7 @@ where
         });
         let mut cx = Context::from_waker(&waker);
         let polled = {
-            let _current = CurrentGuard::enter(self.clone() as Arc<dyn TaskObject>);
+            let _current = CurrentGuard::enter(&**self as &dyn TaskObject);
             // SAFETY: only `step` (never re-entered: a task is not polled from its own poll) and
             // `drop_future` (never called while polling) touch the future, on the loop thread.
             let slot = unsafe { &mut *self.future.get() };
@@ -258,12 +274,10 @@ where
                 self.finish(Ok(value));
             }
             Ok(Poll::Pending) => {
-                if self.frames.borrow().is_empty() {
-                    let request = self.cancel_request.borrow_mut().take();
-                    if let Some(cancelled) = request {
-                        self.drop_future();
-                        self.finish(Err(TaskError::Cancelled(cancelled)));
-                    }
+                let request = self.take_uncaught_request();
+                if let Some(cancelled) = request {
+                    self.drop_future();
+                    self.finish(Err(TaskError::Cancelled(cancelled)));
                 }
             }
             Err(payload) => {
@@ -293,10 +307,19 @@ where
             Err(TaskError::Panicked(_)) => Status::Panicked,
         });
         self.header.state.fetch_or(DONE, Ordering::AcqRel);
-        self.frames.borrow_mut().clear();
+        // Frames and callbacks leave the cell with no borrow held: dropping or running them
+        // may touch this task again.
+        let (frames, callbacks) = match self.cold.borrow_mut().as_mut() {
+            Some(cold) => (
+                std::mem::take(&mut cold.frames),
+                std::mem::take(&mut cold.done_callbacks),
+            ),
+            None => (Vec::new(), Vec::new()),
+        };
+        drop(frames);
         if self.handle_alive.get() {
             if let Err(TaskError::Panicked(panic)) = &result {
-                *self.unreported_panic.borrow_mut() = Some(panic.clone());
+                self.cold().unreported_panic = Some(panic.clone());
             }
             *self.output.borrow_mut() = Some(result);
             let waker = self.join_waker.borrow_mut().take();
@@ -310,7 +333,6 @@ where
                     .with_task(self.describe()),
             );
         }
-        let callbacks = std::mem::take(&mut *self.done_callbacks.borrow_mut());
         if !callbacks.is_empty() {
             EventLoop::with_running(|lp| {
                 if let Some(lp) = lp {
@@ -350,14 +372,20 @@ where
     }
 
     fn name(&self) -> String {
-        match &*self.name.borrow() {
+        match self
+            .cold
+            .borrow()
+            .as_ref()
+            .and_then(|cold| cold.name.as_ref())
+        {
             Some(name) => name.clone(),
             None => format!("Task-{}", self.id),
         }
     }
 
     fn set_name(&self, name: String) {
-        *self.name.borrow_mut() = Some(name);
+        let old = self.cold().name.replace(name);
+        drop(old);
     }
 
     fn status(&self) -> Status {
@@ -370,19 +398,16 @@ where
         }
         self.cancels_requested
             .set(self.cancels_requested.get().saturating_add(1));
-        let frames = self.frames.borrow();
-        if let Some(innermost) = frames.last() {
+        let mut cold = self.cold();
+        if let Some(innermost) = cold.frames.last() {
             // The innermost catch_cancel takes it at its next poll; a request it already holds
             // is not replaced (asyncio keeps the first message too).
             let pending = innermost.take();
             innermost.set(Some(pending.unwrap_or(cancelled)));
-        } else {
-            let mut request = self.cancel_request.borrow_mut();
-            if request.is_none() {
-                *request = Some(cancelled);
-            }
+        } else if cold.cancel_request.is_none() {
+            cold.cancel_request = Some(cancelled);
         }
-        drop(frames);
+        drop(cold);
         self.request_wake();
         true
     }
@@ -399,7 +424,7 @@ where
 
     fn add_done_callback(&self, callback: Box<dyn FnOnce()>) {
         if self.status.get() == Status::Pending {
-            self.done_callbacks.borrow_mut().push(callback);
+            self.cold().done_callbacks.push(callback);
         } else {
             // Never synchronously (asyncio H2): scheduled like any completion callback.
             EventLoop::with_running(|lp| match lp {
@@ -421,33 +446,36 @@ where
 
     fn push_frame(&self, slot: FrameSlot) {
         // A request already waiting at task level moves into the new innermost frame.
-        if let Some(request) = self.cancel_request.borrow_mut().take() {
+        let mut cold = self.cold();
+        if let Some(request) = cold.cancel_request.take() {
             slot.set(Some(request));
         }
-        self.frames.borrow_mut().push(slot);
+        cold.frames.push(slot);
     }
 
     fn take_unreported_panic(&self) -> Option<Panic> {
-        self.unreported_panic.borrow_mut().take()
+        self.cold.borrow_mut().as_mut()?.unreported_panic.take()
     }
 
     fn remove_frame(&self, slot: &FrameSlot) {
-        let mut frames = self.frames.borrow_mut();
-        if let Some(at) = frames.iter().rposition(|f| Rc::ptr_eq(f, slot)) {
-            frames.remove(at);
-        }
+        let mut cold = self.cold();
+        let removed = match cold.frames.iter().rposition(|f| Rc::ptr_eq(f, slot)) {
+            Some(at) => Some(cold.frames.remove(at)),
+            None => None,
+        };
         // An undelivered request is never lost: it moves to the next frame out, or to the task.
         if let Some(request) = slot.take() {
-            match frames.last() {
+            match cold.frames.last() {
                 Some(outer) => {
                     let pending = outer.take();
                     outer.set(Some(pending.unwrap_or(request)));
                 }
                 None => {
-                    self.cancel_request.borrow_mut().get_or_insert(request);
+                    cold.cancel_request.get_or_insert(request);
                 }
             }
-            drop(frames);
+            drop(cold);
+            drop(removed);
             self.request_wake();
         }
     }
@@ -477,7 +505,7 @@ where
     fn take_output(&self) -> Option<Result<F::Output, TaskError>> {
         let output = self.output.borrow_mut().take();
         if output.is_some() {
-            self.unreported_panic.borrow_mut().take();
+            drop(self.take_unreported_panic());
         }
         output
     }

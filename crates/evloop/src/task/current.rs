@@ -1,35 +1,52 @@
 //! Which task is being polled on this thread right now (asyncio's `current_task`).
+//!
+//! Setting the current task happens on every poll, so it must cost next to nothing: the
+//! thread-local holds a borrowed pointer to the task being polled rather than an owned `Arc`
+//! (which would be two atomic reference-count updates per poll). Only `current()`, which is
+//! rare, takes a counted reference.
 
-use std::cell::RefCell;
+use std::cell::Cell;
+use std::ptr::NonNull;
 use std::sync::Arc;
 
 use crate::task::cell::TaskObject;
 
 thread_local! {
-    static CURRENT: RefCell<Option<Arc<dyn TaskObject>>> = const { RefCell::new(None) };
+    static CURRENT: Cell<Option<NonNull<dyn TaskObject>>> = const { Cell::new(None) };
 }
 
 /// Marks a task as current for the duration of its poll, restoring the previous one after.
-pub(crate) struct CurrentGuard {
-    previous: Option<Arc<dyn TaskObject>>,
+///
+/// The guard borrows the task: it must not outlive the `Arc` it was made from, which the
+/// lifetime enforces.
+pub(crate) struct CurrentGuard<'a> {
+    previous: Option<NonNull<dyn TaskObject>>,
+    _task: std::marker::PhantomData<&'a Arc<dyn TaskObject>>,
 }
 
-impl CurrentGuard {
-    pub(crate) fn enter(task: Arc<dyn TaskObject>) -> CurrentGuard {
-        let previous = CURRENT.with(|current| current.borrow_mut().replace(task));
-        CurrentGuard { previous }
+impl<'a> CurrentGuard<'a> {
+    pub(crate) fn enter(task: &'a (dyn TaskObject + 'static)) -> CurrentGuard<'a> {
+        let previous = CURRENT.with(|current| current.replace(Some(NonNull::from(task))));
+        CurrentGuard {
+            previous,
+            _task: std::marker::PhantomData,
+        }
     }
 }
 
-impl Drop for CurrentGuard {
+impl Drop for CurrentGuard<'_> {
     fn drop(&mut self) {
-        let previous = self.previous.take();
-        let ours = CURRENT.with(|current| std::mem::replace(&mut *current.borrow_mut(), previous));
-        drop(ours);
+        CURRENT.with(|current| current.set(self.previous));
     }
 }
 
 /// The task being polled on this thread, if any.
 pub(crate) fn current() -> Option<Arc<dyn TaskObject>> {
-    CURRENT.with(|current| current.borrow().clone())
+    let ptr = CURRENT.with(Cell::get)?;
+    // SAFETY: a pointer is in CURRENT only while a `CurrentGuard` lives, and the guard borrows a
+    // task that lives inside an `Arc` (`TaskCell::step` runs on `self: &Arc<Self>`). So `ptr`
+    // points into a live `Arc<dyn TaskObject>` allocation, and taking one more count of it is
+    // sound; ManuallyDrop keeps the count we did not own from being released.
+    let borrowed = std::mem::ManuallyDrop::new(unsafe { Arc::from_raw(ptr.as_ptr().cast_const()) });
+    Some(Arc::clone(&borrowed))
 }
