@@ -166,9 +166,12 @@ impl<E: 'static> TaskGroup<E> {
         }
         let state = self.state.clone();
         self.state.running.set(self.state.running.get() + 1);
+        // Counts the child out however it ends: value, error, panic or cancellation. Made here
+        // and moved into the future, not made inside it: a child cancelled before its first poll
+        // never runs its body, and join would otherwise wait for it forever.
+        let ended = ChildGuard(state.clone());
         let task = create_task(async move {
-            // Counts the child out however it ends: value, error, panic or cancellation.
-            let ended = ChildGuard(state.clone());
+            let ended = ended;
             let outcome = CatchPanic { future }.await;
             let value = match outcome {
                 Ok(Ok(value)) => Some(value),

@@ -648,6 +648,23 @@ fn task_group_first_failure_cancels_siblings_and_all_errors_are_collected() {
     assert!(errors.contains(&ChildError::Panicked(evloop::Panic::new("second"))));
 }
 
+/// A child cancelled before its first poll never runs its body, and must still be counted out:
+/// otherwise `join` waits for it forever.
+#[test]
+fn task_group_join_ends_when_a_child_is_cancelled_before_it_starts() {
+    let outcome = vrun(async {
+        let group = TaskGroup::<String>::new();
+        let child = group.spawn(async { Ok(1) }).unwrap();
+        assert!(child.cancel());
+        // Virtual clock: a hang shows as a timeout after an hour that takes no real time.
+        let joined = timeout(HOUR, group.join()).await;
+        (joined, child.await)
+    })
+    .unwrap();
+    assert_eq!(outcome.0, Ok(Ok(())));
+    assert!(matches!(outcome.1, Err(TaskError::Cancelled(_))));
+}
+
 #[test]
 fn task_group_success_and_spawn_rules() {
     vrun(async {
