@@ -63,9 +63,11 @@ impl TaskRef {
     ///
     /// # Safety
     ///
-    /// `vtable.run` and `vtable.drop` must each be sound to call once with `ptr`, from whichever
-    /// thread ends up holding the `TaskRef` (it is `Send`: a remote queue may carry it to the
-    /// loop thread), and nothing else may consume `ptr`.
+    /// `vtable.drop` must be sound to call once with `ptr` from any thread (a `TaskRef` is `Send`:
+    /// a remote queue may carry it, or drop it when the loop has closed). `vtable.run` must be
+    /// sound to call once with `ptr` on the thread that the reference is delivered to for running
+    /// (an executor's task may require its own loop's thread: it must then only be queued on that
+    /// loop, which runs it there). Nothing else may consume `ptr`.
     pub unsafe fn from_raw(ptr: NonNull<()>, vtable: &'static TaskRefVTable) -> TaskRef {
         TaskRef { ptr, vtable }
     }

@@ -8,7 +8,7 @@
 
 use std::hash::{BuildHasher, Hasher};
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
@@ -50,9 +50,25 @@ pub(crate) fn new_token() -> u64 {
     h.finish()
 }
 
+/// Moves `fd` above 2 if it is one of 0, 1, 2 (possible when this process started with stdin,
+/// stdout or stderr closed): the worker's stdio is set up after fork and would overwrite it.
+fn above_stdio(fd: OwnedFd) -> io::Result<OwnedFd> {
+    if fd.as_raw_fd() > 2 {
+        return Ok(fd);
+    }
+    // SAFETY: F_DUPFD_CLOEXEC duplicates an fd we own onto the lowest free number >= 3.
+    let moved = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) };
+    if moved == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `moved` is a new fd that nothing else owns; the original closes with `fd`.
+    Ok(unsafe { OwnedFd::from_raw_fd(moved) })
+}
+
 /// Starts one worker and returns it with the parent's end of its channel.
 pub(crate) fn spawn(token: u64) -> io::Result<(Child, UnixStream)> {
     let (parent_end, child_end) = UnixStream::pair()?;
+    let child_end = above_stdio(child_end.into())?;
     let child_fd = child_end.as_raw_fd();
     let mut cmd = Command::new(exe_path()?);
     if let Some(arg0) = std::env::args_os().next() {

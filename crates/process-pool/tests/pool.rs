@@ -148,6 +148,28 @@ fn check_broken_by<F: Fn(u32) -> u32 + Send + Sync + 'static>(job: F) {
     assert_eq!(broken_text(pool.submit(square, 1)), POOL_NOT_USABLE);
 }
 
+fn noisy_square(x: u64) -> u64 {
+    println!("noise on stdout");
+    x * x
+}
+
+#[test]
+fn works_after_the_parent_closed_stdin_and_stdout() {
+    if !isolated("works_after_the_parent_closed_stdin_and_stdout") {
+        return;
+    }
+    // A daemon-like program closes stdin and stdout: the channel's socketpair then lands on fds
+    // 0 and 1, and the worker's end would double as its stdout (a println! would corrupt the
+    // channel) unless it is moved above 2.
+    // SAFETY: closing fds 0 and 1 of this isolated test process; only stderr is used below.
+    unsafe {
+        libc::close(0);
+        libc::close(1);
+    }
+    let pool = pool(1);
+    assert_eq!(pool.submit(noisy_square, 7).unwrap().wait().unwrap(), 49);
+}
+
 #[test]
 fn abort_in_a_job_breaks_the_pool() {
     if isolated("abort_in_a_job_breaks_the_pool") {

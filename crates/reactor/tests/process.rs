@@ -283,6 +283,31 @@ fn closing_the_loop_leaves_the_child_running() {
 }
 
 #[test]
+fn signals_after_close_reach_the_child_until_its_reaper_released_it() {
+    if in_child("signals_after_close_reach_the_child_until_its_reaper_released_it") {
+        return;
+    }
+    let lp = EventLoop::new().unwrap();
+    let proc = block_on(&lp, async {
+        let proc = create_subprocess_exec("sleep", ["30"]).spawn().unwrap();
+        sleep(Duration::from_millis(20)).await;
+        proc
+    });
+    let pid = proc.pid();
+    lp.close().unwrap();
+    // Still running and handed to a reaper thread: the signal reaches it.
+    proc.kill().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while proc_state(pid).is_some() {
+        assert!(Instant::now() < deadline, "the killed child was not reaped");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Reaped by the thread: the pid is no longer ours, so nothing is sent.
+    let error = proc.send_signal(0).unwrap_err();
+    assert_eq!(error.raw_os_error(), Some(libc::ESRCH));
+}
+
+#[test]
 fn no_fd_leak_after_processes_and_sockets() {
     if in_child("no_fd_leak_after_processes_and_sockets") {
         return;

@@ -22,6 +22,7 @@ use std::future::poll_fn;
 use std::io;
 use std::process::Stdio;
 use std::rc::Rc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Poll, Waker};
 
 pub use pipe::{ChildStderr, ChildStdin, ChildStdout};
@@ -35,9 +36,25 @@ pub(crate) struct ChildState {
     /// Pipes whose other end the child may still hold.
     pipes_open: Cell<usize>,
     waiters: RefCell<Vec<Waker>>,
+    /// Set when the loop closed with the child running and a thread took over its reaping:
+    /// true once that thread reaped it. Signals are sent under this lock, so never to a pid the
+    /// thread already released (and the kernel may have reused).
+    handed_over: RefCell<Option<Arc<Mutex<bool>>>>,
 }
 
 impl ChildState {
+    /// The loop closed with this child running: returns the flag a reaper thread sets once it
+    /// has reaped the pid.
+    pub(crate) fn hand_over(&self) -> Arc<Mutex<bool>> {
+        let reaped = Arc::new(Mutex::new(false));
+        *self.handed_over.borrow_mut() = Some(reaped.clone());
+        reaped
+    }
+
+    pub(crate) fn pid(&self) -> i32 {
+        self.pid
+    }
+
     fn finished(&self) -> bool {
         self.returncode.get().is_some() && self.pipes_open.get() == 0
     }
@@ -176,6 +193,7 @@ impl Command {
             returncode: Cell::new(None),
             pipes_open: Cell::new(0),
             waiters: RefCell::new(Vec::new()),
+            handed_over: RefCell::new(None),
         });
         // Pipes first: should registering one fail, the child is still watched below.
         let stdin = child.stdin.take().map(|p| ChildStdin::new(lp, p, &state));
@@ -385,7 +403,20 @@ impl Process {
             }
             return Ok(());
         }
-        // SAFETY: kill(2) with a pid we spawned and have not reaped.
+        let handed_over = self.state.handed_over.borrow().clone();
+        let _reaper_lock = match &handed_over {
+            Some(reaped) => {
+                let guard = reaped.lock().unwrap_or_else(PoisonError::into_inner);
+                if *guard {
+                    // The loop closed and its reaper thread has reaped the child since.
+                    return Err(io::Error::from_raw_os_error(libc::ESRCH));
+                }
+                Some(guard)
+            }
+            None => None,
+        };
+        // SAFETY: kill(2) with a pid we spawned and nobody has reaped: the loop reaps only while
+        // it runs (we are on its thread), and a reaper thread only while not holding this lock.
         if unsafe { libc::kill(self.state.pid, signal) } != 0 {
             let error = io::Error::last_os_error();
             // Exited but not yet reaped by the loop: as asyncio, not an error.

@@ -139,22 +139,43 @@ pub(super) fn watch(lp: &EventLoop, child: &Rc<ChildState>, force_sigchld: bool)
 
 /// The loop closed with children still running: they run on (no signal is sent), and a
 /// detached thread per child waits for it, so that it does not stay a zombie.
+///
+/// The thread first waits without reaping (`WNOWAIT`), then reaps under the child's hand-over
+/// lock and marks it reaped, so a `Process` handle never signals a pid that was released and
+/// possibly reused.
 fn hand_over(children: &Children) {
     let live = std::mem::take(&mut *children.live.borrow_mut());
     for child in live {
         if try_reap(&child) {
             continue;
         }
-        let pid = child.pid;
+        let pid = child.pid();
+        let reaped = child.hand_over();
         let _ = std::thread::Builder::new()
             .name(format!("evloop-reap-{pid}"))
             .spawn(move || {
-                let mut status = 0;
-                // SAFETY: a blocking waitpid on one pid this process spawned.
-                while unsafe { libc::waitpid(pid, &mut status, 0) } == -1
+                // SAFETY: siginfo_t is plain data; all zeroes is a valid value to be written over.
+                let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+                // SAFETY: waitid on one pid this process spawned, writing into a live siginfo_t;
+                // WNOWAIT leaves the child waitable, so the pid stays ours.
+                while unsafe {
+                    libc::waitid(
+                        libc::P_PID,
+                        pid as libc::id_t,
+                        &mut info,
+                        libc::WEXITED | libc::WNOWAIT,
+                    )
+                } == -1
                     && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted
                 {
                 }
+                let mut done = reaped
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let mut status = 0;
+                // SAFETY: the child has exited (waitid above); this releases its pid.
+                unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+                *done = true;
             });
     }
 }
