@@ -26,9 +26,7 @@ impl SigintGuard {
     /// Installs the handling for `main` on `lp`, if this is the main thread and SIGINT has its
     /// default disposition.
     pub(crate) fn install(lp: &EventLoop, main: AnyTask) -> Option<SigintGuard> {
-        if std::thread::current().name() != Some("main")
-            || !evloop_reactor::has_default_disposition(libc::SIGINT)
-        {
+        if !on_main_thread() || !evloop_reactor::has_default_disposition(libc::SIGINT) {
             return None;
         }
         let interrupts = Rc::new(Cell::new(0u32));
@@ -54,4 +52,11 @@ impl SigintGuard {
         self.lp.remove_signal_handler(libc::SIGINT);
         self.interrupts.get()
     }
+}
+
+/// Whether this is the process's main thread: its thread id equals the process id (a thread
+/// merely named "main" does not qualify).
+fn on_main_thread() -> bool {
+    // SAFETY: gettid and getpid take no arguments and cannot fail.
+    unsafe { libc::syscall(libc::SYS_gettid) == libc::c_long::from(libc::getpid()) }
 }

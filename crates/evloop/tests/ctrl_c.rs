@@ -109,18 +109,22 @@ fn second_ctrl_c_interrupts_at_once() {
 }
 
 fn run_off_the_main_thread_leaves_sigint_alone() {
-    std::thread::spawn(|| {
-        let value = evloop::run(async {
-            assert!(evloop::layers::reactor::has_default_disposition(
-                libc::SIGINT
-            ));
-            7
+    // Named "main" on purpose: only the process's main thread counts, not a thread's name.
+    std::thread::Builder::new()
+        .name("main".to_owned())
+        .spawn(|| {
+            let value = evloop::run(async {
+                assert!(evloop::layers::reactor::has_default_disposition(
+                    libc::SIGINT
+                ));
+                7
+            })
+            .unwrap();
+            assert_eq!(value, 7);
         })
+        .unwrap()
+        .join()
         .unwrap();
-        assert_eq!(value, 7);
-    })
-    .join()
-    .unwrap();
 }
 
 fn main() {

@@ -169,7 +169,9 @@ impl SignalState {
             }
             for &signal in &buf[..n as usize] {
                 let signal = i32::from(signal);
-                if let Some(internal) = self.internal.borrow().get(&signal).cloned() {
+                // Clone out first: no borrow may be held while the callback runs.
+                let internal = self.internal.borrow().get(&signal).cloned();
+                if let Some(internal) = internal {
                     internal();
                 }
                 let handler = self.handlers.borrow().get(&signal).cloned();
