@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use evloop::{RunError, catch_cancel, sleep};
 
-async fn main_task(mode: String) -> i32 {
+/// The program's main: how it reacts to Ctrl-C depends on `mode` (shared with tests/ctrl_c.rs).
+pub(crate) async fn main_task(mode: String) -> i32 {
     println!("ready");
     match mode.as_str() {
         "catch" => match catch_cancel(sleep(Duration::from_secs(60))).await {

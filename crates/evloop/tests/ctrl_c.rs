@@ -2,42 +2,23 @@
 //!
 //! `run()` handles SIGINT only on the main thread, and libtest runs tests on other threads, so
 //! this test has its own `main` (`harness = false`): re-executed with `EVLOOP_CTRL_C_MODE`, it
-//! is the program under test (the same program as `examples/ctrl_c.rs`); otherwise it is the
+//! runs `examples/ctrl_c.rs`'s main task (included below) under `run()`; otherwise it is the
 //! test driver.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, ChildStdout, Command, Stdio};
-use std::time::Duration;
 
-use evloop::{RunError, catch_cancel, sleep};
+use evloop::RunError;
 
 const MODE_ENV: &str = "EVLOOP_CTRL_C_MODE";
 
-async fn main_task(mode: String) -> i32 {
-    println!("ready");
-    match mode.as_str() {
-        "catch" => match catch_cancel(sleep(Duration::from_secs(60))).await {
-            Ok(()) => 0,
-            Err(_) => {
-                println!("main caught the cancellation");
-                42
-            }
-        },
-        "stubborn" => {
-            let _ = catch_cancel(sleep(Duration::from_secs(60))).await;
-            println!("main ignores the first Ctrl-C");
-            sleep(Duration::from_secs(60)).await;
-            0
-        }
-        _ => {
-            sleep(Duration::from_secs(60)).await;
-            0
-        }
-    }
-}
+/// The example itself: the test drives exactly the program a user runs.
+#[allow(dead_code)]
+#[path = "../examples/ctrl_c.rs"]
+mod example;
 
 fn program(mode: String) {
-    let outcome = evloop::run(main_task(mode));
+    let outcome = evloop::run(example::main_task(mode));
     // The default disposition is back once run() returns.
     assert!(evloop::layers::reactor::has_default_disposition(
         libc::SIGINT
