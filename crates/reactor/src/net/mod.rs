@@ -175,7 +175,7 @@ pub(crate) use stream_io;
 
 /// Errors after which `accept` backs off instead of failing: the process or system is out of a
 /// resource (asyncio's list in `_accept_connection`).
-pub(crate) fn out_of_resources(error: &std::io::Error) -> bool {
+fn out_of_resources(error: &std::io::Error) -> bool {
     matches!(
         error.raw_os_error(),
         Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
@@ -183,7 +183,7 @@ pub(crate) fn out_of_resources(error: &std::io::Error) -> bool {
 }
 
 /// Errors that concern one pending connection only (it went away before we accepted it).
-pub(crate) fn transient_accept_error(error: &std::io::Error) -> bool {
+fn transient_accept_error(error: &std::io::Error) -> bool {
     matches!(
         error.raw_os_error(),
         Some(libc::ECONNABORTED | libc::EPROTO | libc::EPERM)
@@ -193,18 +193,43 @@ pub(crate) fn transient_accept_error(error: &std::io::Error) -> bool {
 /// asyncio's `ACCEPT_RETRY_DELAY`: how long an accept loop waits after running out of fds.
 pub(crate) const ACCEPT_RETRY_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Waits out an accept failure from resource exhaustion: reports it once through the exception
-/// handler, as asyncio does, then sleeps on a loop timer so the accept loop does not spin.
-pub(crate) async fn accept_backoff(
-    lp: &crate::EventLoop,
-    error: std::io::Error,
-) -> std::io::Result<()> {
-    lp.call_exception_handler(
-        crate::ExceptionContext::new("socket.accept() out of system resource")
-            .with_exception(error),
-    );
-    crate::time::Sleep::new(lp, ACCEPT_RETRY_DELAY)
-        .map_err(std::io::Error::other)?
-        .await;
-    Ok(())
+/// The accept loop of every listener (TCP and Unix): accepts one connection and registers it
+/// with the listener's loop. Running out of fds is reported once through the exception handler,
+/// as asyncio does, and waited out on a loop timer, so the loop does not spin on a listener that
+/// stays readable; a connection that went away before it was accepted is skipped.
+pub(crate) async fn accept_connection<L, S, A>(
+    listener: &crate::io::evented::PollEvented<L>,
+    accept: impl Fn(&L) -> std::io::Result<(S, A)>,
+) -> std::io::Result<(crate::io::evented::PollEvented<S>, A)>
+where
+    L: mio::event::Source,
+    S: mio::event::Source,
+{
+    use crate::io::registry::Direction;
+    loop {
+        let accepted =
+            std::future::poll_fn(|cx| listener.poll_io(cx, Direction::Read, &accept)).await;
+        match accepted {
+            Ok((stream, addr)) => {
+                let io = crate::io::evented::PollEvented::new_on(
+                    listener.event_loop(),
+                    stream,
+                    mio::Interest::READABLE | mio::Interest::WRITABLE,
+                )?;
+                return Ok((io, addr));
+            }
+            Err(error) if out_of_resources(&error) => {
+                let lp = listener.event_loop();
+                lp.call_exception_handler(
+                    crate::ExceptionContext::new("socket.accept() out of system resource")
+                        .with_exception(error),
+                );
+                crate::time::Sleep::new(lp, ACCEPT_RETRY_DELAY)
+                    .map_err(std::io::Error::other)?
+                    .await;
+            }
+            Err(error) if transient_accept_error(&error) => {}
+            Err(error) => return Err(error),
+        }
+    }
 }

@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 
 use mio::Interest;
 
-use super::{accept_backoff, out_of_resources, stream_io, transient_accept_error};
+use super::{accept_connection, stream_io};
 use crate::EventLoop;
 use crate::io::evented::PollEvented;
 use crate::io::registry::Direction;
@@ -49,23 +49,8 @@ impl UnixListener {
     ///
     /// [`TcpListener::accept`]: super::TcpListener::accept
     pub async fn accept(&self) -> io::Result<(UnixStream, std::os::unix::net::SocketAddr)> {
-        loop {
-            match poll_fn(|cx| self.io.poll_io(cx, Direction::Read, |l| l.accept())).await {
-                Ok((stream, addr)) => {
-                    let io = PollEvented::new_on(
-                        self.io.event_loop(),
-                        stream,
-                        Interest::READABLE | Interest::WRITABLE,
-                    )?;
-                    return Ok((UnixStream { io }, addr));
-                }
-                Err(error) if out_of_resources(&error) => {
-                    accept_backoff(self.io.event_loop(), error).await?;
-                }
-                Err(error) if transient_accept_error(&error) => {}
-                Err(error) => return Err(error),
-            }
-        }
+        let (io, addr) = accept_connection(&self.io, |l| l.accept()).await?;
+        Ok((UnixStream { io }, addr))
     }
 }
 
