@@ -173,6 +173,17 @@ macro_rules! stream_io {
 }
 pub(crate) use stream_io;
 
+/// The result of a `shutdown(2)`, with ENOTCONN counted as done: the peer has already gone away
+/// (it reset the connection, or closed it before we half-closed), so there is nothing left to
+/// shut down. Every client that hangs up first would otherwise fail `poll_close` under hyper;
+/// tokio, h2 and the JDK ignore it the same way.
+pub(crate) fn shutdown_done(result: std::io::Result<()>) -> std::io::Result<()> {
+    match result {
+        Err(error) if error.kind() == std::io::ErrorKind::NotConnected => Ok(()),
+        other => other,
+    }
+}
+
 /// Errors after which `accept` backs off instead of failing: the process or system is out of a
 /// resource (asyncio's list in `_accept_connection`).
 fn out_of_resources(error: &std::io::Error) -> bool {

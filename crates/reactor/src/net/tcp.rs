@@ -197,9 +197,10 @@ impl TcpStream {
         Ok(TcpStream { io })
     }
 
-    /// Shuts down one or both directions (`Shutdown::Write` sends FIN: a half-close).
+    /// Shuts down one or both directions (`Shutdown::Write` sends FIN: a half-close). A peer that
+    /// already went away (the kernel's ENOTCONN) counts as done, as in tokio.
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        self.io.get_ref().shutdown(how)
+        super::shutdown_done(self.io.get_ref().shutdown(how))
     }
 
     /// The local address.

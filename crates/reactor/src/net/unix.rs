@@ -128,9 +128,9 @@ impl UnixStream {
         ))
     }
 
-    /// Shuts down one or both directions.
+    /// Shuts down one or both directions; a peer that already went away (ENOTCONN) counts as done.
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        self.io.get_ref().shutdown(how)
+        super::shutdown_done(self.io.get_ref().shutdown(how))
     }
 
     /// Polls a read (the `AsyncRead` path, usable on `&self`).
