@@ -237,6 +237,43 @@ fn shutdown_cancel_futures_matches_pythons_probe() {
     }
 }
 
+/// A submit that starts a thread returns with its job taken (Python's `Thread.start()` returns
+/// once the thread runs), so `shutdown(cancel_futures = true)` straight after the submits cancels
+/// none of the jobs that started threads. The jobs hold their threads until after the shutdown,
+/// so every submit starts one; many trials, because without the hand-off it is a race the new
+/// threads usually lose.
+#[test]
+fn shutdown_cancel_right_after_submits_keeps_the_jobs_threads_took() {
+    for _ in 0..100 {
+        let pool = ThreadPoolExecutor::builder()
+            .max_workers(4)
+            .thread_name_prefix("taken")
+            .build()
+            .unwrap();
+        let gate = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
+        let jobs: Vec<_> = (0..4)
+            .map(|i| {
+                let gate = Arc::clone(&gate);
+                pool.submit(move || {
+                    let (open, cond) = &*gate;
+                    let mut open = open.lock().unwrap();
+                    while !*open {
+                        open = cond.wait(open).unwrap();
+                    }
+                    i
+                })
+                .unwrap()
+            })
+            .collect();
+        pool.shutdown(false, true);
+        *gate.0.lock().unwrap() = true;
+        gate.1.notify_all();
+        let got: Vec<_> = jobs.into_iter().map(|f| f.wait()).collect();
+        assert_eq!(got, [Ok(0), Ok(1), Ok(2), Ok(3)]);
+        pool.shutdown(true, false);
+    }
+}
+
 #[test]
 fn shutdown_without_wait_returns_at_once_and_queued_jobs_still_run() {
     let (pool, release, blocker) = blocked_pool("nw");
