@@ -200,9 +200,11 @@ impl Runner {
             .clone()
             .build()
             .map_err(|e| RunError::LoopCreation(e.to_string()))?;
-        self.lp = Some(lp.clone());
+        // The runner keeps the owning handle (its drop closes the loop) and lends out clones.
+        let handle = lp.clone();
+        self.lp = Some(lp);
         self.state = RunnerState::Initialized;
-        Ok(lp)
+        Ok(handle)
     }
 
     /// The runner's loop (created now if it does not exist yet).
