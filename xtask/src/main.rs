@@ -9,6 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
+mod asan;
+mod loom;
+mod soak;
+
 /// The workspace crates from the bottom layer to the top. A crate may depend only on crates that
 /// come before it here.
 const LAYERS: &[&str] = &[
@@ -38,18 +42,25 @@ fn main() -> ExitCode {
         "miri" => miri(),
         "bench" => bench(rest),
         "tour" => tour(),
+        "loom" => loom::loom(),
+        "asan" => asan::asan(),
+        "soak" => soak::soak(rest),
         _ => {
             eprintln!(
                 "usage: cargo xtask <task>\n\n\
                  tasks:\n  \
-                 ci      everything CI checks: fmt, clippy, tests, docs, layering, benches compile, tour\n  \
+                 ci      everything CI checks: fmt, clippy, tests, docs, layering, benches compile, tour,\n          \
+                         miri, loom, asan, a 30 s soak\n  \
                  lint    cargo fmt --check and clippy with warnings denied\n  \
                  test    the test suite (nextest when installed) and the doc tests\n  \
                  doc     rustdoc with warnings denied\n  \
                  layers  check that each crate depends only on the layers beneath it\n  \
                  miri    the pure data-structure crates under Miri (skipped when Miri is absent)\n  \
                  bench   run the criterion benchmarks (extra arguments go to cargo bench)\n  \
-                 tour    run the demo example"
+                 tour    run the demo example\n  \
+                 loom    the loom model tests of the cross-thread queue and the pool's sleep protocol\n  \
+                 asan    the workspace tests under AddressSanitizer and LeakSanitizer (nightly; skipped without)\n  \
+                 soak    mixed load on one loop, failing on a leak trend (--secs N, default 30)"
             );
             return if task == "help" {
                 ExitCode::SUCCESS
@@ -88,6 +99,9 @@ fn ci() -> TaskResult {
     })?;
     step("tour", tour)?;
     step("miri", miri)?;
+    step("loom", loom::loom)?;
+    step("asan", asan::asan)?;
+    step("soak", || soak::soak(&[]))?;
     println!("\nxtask ci: all steps passed in {:.0?}", started.elapsed());
     Ok(())
 }

@@ -34,6 +34,7 @@
 mod handle;
 mod ready;
 mod remote;
+mod sync;
 mod timers;
 
 pub use handle::Handle;

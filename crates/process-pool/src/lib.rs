@@ -58,6 +58,7 @@
 //! }
 //! ```
 
+mod codec;
 mod error;
 mod pool;
 mod spawn;

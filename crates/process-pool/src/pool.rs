@@ -65,7 +65,7 @@ impl<R: DeserializeOwned + Send + 'static> Job for Typed<R> {
     }
     fn finish(self: Box<Self>, outcome: Result<&[u8], ProcessPoolError>) {
         let result = outcome.and_then(|bytes| {
-            postcard::from_bytes(bytes).map_err(|e| {
+            crate::codec::decode(bytes).map_err(|e| {
                 ProcessPoolError::Serialization(format!("cannot decode the result: {e}"))
             })
         });
@@ -484,8 +484,8 @@ impl ProcessPool {
                 name,
             },
         );
-        let encoded =
-            postcard::to_extend(arg, frame).map_err(|e| format!("cannot encode the argument: {e}"));
+        let encoded = crate::codec::encode(arg, frame)
+            .map_err(|e| format!("cannot encode the argument: {e}"));
         let (promise, future) = job_channel::<R, ProcessPoolError>();
         let mut outbox = Outbox::default();
         {

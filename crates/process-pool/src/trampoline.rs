@@ -139,13 +139,12 @@ fn run<T>(f: impl FnOnce() -> T) -> Result<T, Failure> {
 }
 
 fn decode<A: DeserializeOwned>(input: &[u8]) -> Result<A, Failure> {
-    postcard::from_bytes(input)
+    crate::codec::decode(input)
         .map_err(|e| Failure::Serialization(format!("cannot decode the argument: {e}")))
 }
 
 fn encode<R: Serialize>(value: &R, out: &mut Vec<u8>) -> Result<(), Failure> {
-    postcard::to_io(value, &mut *out)
-        .map(drop)
+    crate::codec::encode_into(value, out)
         .map_err(|e| Failure::Serialization(format!("cannot encode the result: {e}")))
 }
 

@@ -45,6 +45,7 @@ mod job;
 mod map;
 mod pool;
 mod sleep;
+mod sync;
 mod worker;
 
 pub use builder::{ThreadPoolBuilder, default_max_workers};

@@ -10,7 +10,7 @@
 //! before shutdown still runs" exact, and it is uncontended unless several threads submit.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -22,6 +22,7 @@ use crate::future::{JobFuture, Shared as FutureState, Timeout};
 use crate::job::{Closure, QueuedJob};
 use crate::map::Map;
 use crate::sleep::Sleep;
+use crate::sync::AtomicBool;
 use crate::worker;
 use crate::{BuildError, JobError};
 
