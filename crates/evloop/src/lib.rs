@@ -62,8 +62,8 @@ pub use task::{
 pub use task_group::{ChildError, SpawnError, TaskGroup, TaskGroupError};
 pub use time::{Sleep, Timeout, YieldNow, sleep, sleep_until, timeout, wait_for, yield_now};
 
-/// Context variables (Python's `contextvars` module): [`ContextVar`], [`Context`],
-/// [`copy_context`].
+/// Context variables (Python's `contextvars` module): [`ContextVar`],
+/// [`Context`](contextvars::Context), [`copy_context`].
 ///
 /// Every task runs in a copy of the context current at `create_task` (or the one given to
 /// [`create_task_with_context`]); `call_soon`, `call_later` and `call_at` capture the current
