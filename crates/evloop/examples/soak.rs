@@ -80,7 +80,8 @@ async fn echo_server(listener: TcpListener) {
                     }
                 }
             }
-        });
+        })
+        .detach();
     }
 }
 

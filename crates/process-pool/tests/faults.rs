@@ -93,55 +93,46 @@ fn twenty_sigkills_mid_job_lose_no_future_and_leak_nothing() {
     eprintln!("20 SIGKILL trials: {futures_ended} futures and submits ended, 0 leaks");
 }
 
-#[test]
-fn an_argument_over_the_limit_fails_only_its_job() {
+/// A pool whose frames may carry 64 KiB, with its one worker started (its pid returned).
+fn small_frame_pool() -> (ProcessPool, u32) {
     let pool = ProcessPool::builder()
         .max_workers(1)
         .max_message_bytes(64 * 1024)
         .build()
         .unwrap();
-    let first = ended(pool.submit(sleep_ms, 0).unwrap()).unwrap();
-    let err = ended(
-        pool.submit(|v: Vec<u8>| v.len(), vec![7u8; 100_000])
-            .unwrap(),
-    )
-    .unwrap_err();
+    let worker = ended(pool.submit(sleep_ms, 0).unwrap()).unwrap();
+    (pool, worker)
+}
+
+/// `err` is the one-job failure for `what` ("argument", "result") of about 100 kB over 64 KiB.
+fn assert_too_large(err: ProcessPoolError, what: &str) {
     let ProcessPoolError::Serialization(text) = &err else {
         panic!("{err:?}")
     };
+    let head = format!("the {what} is too large for the job channel: it encodes to 100");
     assert!(
-        text.starts_with("the argument is too large for the job channel: it encodes to 100")
-            && text.ends_with("bytes, over the limit of 65536 bytes"),
+        text.starts_with(&head) && text.ends_with("bytes, over the limit of 65536 bytes"),
         "{text}"
     );
+}
+
+#[test]
+fn an_argument_over_the_limit_fails_only_its_job() {
+    let (pool, worker) = small_frame_pool();
+    let job = pool.submit(|v: Vec<u8>| v.len(), vec![7u8; 100_000]);
+    assert_too_large(ended(job.unwrap()).unwrap_err(), "argument");
     // The same worker takes the next job: nothing broke.
-    assert_eq!(ended(pool.submit(sleep_ms, 0).unwrap()), Ok(first));
+    assert_eq!(ended(pool.submit(sleep_ms, 0).unwrap()), Ok(worker));
 }
 
 #[test]
 fn a_result_over_the_limit_fails_only_its_job() {
-    let pool = ProcessPool::builder()
-        .max_workers(1)
-        .max_message_bytes(64 * 1024)
-        .build()
-        .unwrap();
-    let first = ended(pool.submit(sleep_ms, 0).unwrap()).unwrap();
-    let err = ended(pool.submit(|n: usize| vec![1u8; n], 100_000).unwrap()).unwrap_err();
-    let ProcessPoolError::Serialization(text) = &err else {
-        panic!("{err:?}")
-    };
-    assert!(
-        text.starts_with("the result is too large for the job channel: it encodes to 100")
-            && text.ends_with("bytes, over the limit of 65536 bytes"),
-        "{text}"
-    );
-    assert_eq!(ended(pool.submit(sleep_ms, 0).unwrap()), Ok(first));
-    assert_eq!(
-        ended(pool.submit(|n: usize| vec![1u8; n], 1000).unwrap())
-            .unwrap()
-            .len(),
-        1000
-    );
+    let (pool, worker) = small_frame_pool();
+    let job = pool.submit(|n: usize| vec![1u8; n], 100_000);
+    assert_too_large(ended(job.unwrap()).unwrap_err(), "result");
+    assert_eq!(ended(pool.submit(sleep_ms, 0).unwrap()), Ok(worker));
+    let fits = ended(pool.submit(|n: usize| vec![1u8; n], 1000).unwrap());
+    assert_eq!(fits.unwrap().len(), 1000);
 }
 
 #[test]
