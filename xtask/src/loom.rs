@@ -21,6 +21,9 @@ pub(crate) fn loom() -> TaskResult {
     // Every model test's name starts with `loom_`; the crates' other unit tests need real threads.
     cmd.args(["loom_", "--", "--test-threads=1"])
         .env("RUSTFLAGS", "--cfg loom")
+        // Models run optimized (they explore thousands of interleavings), but line tables are
+        // all a failure report needs, and they build much faster than full debug info.
+        .env("CARGO_PROFILE_RELEASE_DEBUG", "line-tables-only")
         .env("CARGO_TARGET_DIR", root().join("target").join("loom"));
     run(&mut cmd)
 }

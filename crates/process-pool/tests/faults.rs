@@ -46,7 +46,12 @@ fn twenty_sigkills_mid_job_lose_no_future_and_leak_nothing() {
     let mut futures_ended = 0;
     for trial in 0..20 {
         let pool = Arc::new(ProcessPool::builder().max_workers(2).build().unwrap());
-        let mut futures: Vec<_> = (0..6).map(|_| pool.submit(sleep_ms, 20).unwrap()).collect();
+        // The first job outlasts any slowness of the machine (and under ASAN), so it is still
+        // running at the kill; the others keep the second worker busy and the queue full.
+        let mut futures: Vec<_> = [5_000, 20, 20, 20, 20, 20]
+            .into_iter()
+            .map(|ms| pool.submit(sleep_ms, ms).unwrap())
+            .collect();
         let submitted = Arc::new(Mutex::new(Vec::new()));
         let refused = Arc::new(AtomicUsize::new(0));
         let submitter = {
