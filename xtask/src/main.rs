@@ -35,6 +35,7 @@ fn main() -> ExitCode {
         "test" => test(),
         "doc" => doc(),
         "layers" => layers(),
+        "package" => package(),
         "miri" => miri(),
         "bench" => bench(rest),
         "tour" => tour(),
@@ -47,6 +48,7 @@ fn main() -> ExitCode {
                  test    the test suite (nextest when installed) and the doc tests\n  \
                  doc     rustdoc with warnings denied\n  \
                  layers  check that each crate depends only on the layers beneath it\n  \
+                 package check that every published crate packages: metadata, files, includes\n  \
                  miri    the pure data-structure crates under Miri (skipped when Miri is absent)\n  \
                  bench   run the criterion benchmarks (extra arguments go to cargo bench)\n  \
                  tour    run the demo example"
@@ -71,6 +73,7 @@ fn ci() -> TaskResult {
     let started = Instant::now();
     step("format", || cargo(&["fmt", "--all", "--check"]))?;
     step("layering", layers)?;
+    step("packaging", package)?;
     step("clippy", || {
         cargo(&[
             "clippy",
@@ -166,16 +169,7 @@ fn miri() -> TaskResult {
 /// Reads `cargo metadata` and fails when a workspace crate depends (normally or at build time) on a
 /// workspace crate that is not beneath it. Dev-dependencies are free: tests may use any layer.
 fn layers() -> TaskResult {
-    let out = Command::new(cargo_bin())
-        .args(["metadata", "--no-deps", "--format-version", "1"])
-        .current_dir(root())
-        .output()
-        .map_err(|e| format!("cannot run cargo metadata: {e}"))?;
-    if !out.status.success() {
-        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
-    }
-    let meta: serde_json::Value =
-        serde_json::from_slice(&out.stdout).map_err(|e| format!("bad cargo metadata: {e}"))?;
+    let meta = metadata()?;
     let rank: HashMap<&str, usize> = LAYERS.iter().enumerate().map(|(i, n)| (*n, i)).collect();
     let mut broken = Vec::new();
     for package in meta["packages"].as_array().into_iter().flatten() {
@@ -201,6 +195,105 @@ fn layers() -> TaskResult {
     } else {
         Err(broken.join("; "))
     }
+}
+
+/// What `cargo publish` needs from each published crate, checked without building anything:
+/// `cargo package --no-verify` (manifest, license files and README inside the package, path
+/// dependencies resolvable in dependency order through cargo's local registry overlay), the
+/// metadata crates.io shows (description, keywords, categories, readme, rust-version, no
+/// placeholder repository), and every `include_str!`/`include_bytes!`/`#[path]` naming a file
+/// inside the package (so the packaged doc tests and tests compile). Verification by a full
+/// build is left out: it rebuilds the whole tree for what clippy has already compiled.
+fn package() -> TaskResult {
+    let mut args = vec!["package", "--no-verify", "--allow-dirty"];
+    for krate in LAYERS {
+        args.extend(["-p", krate]);
+    }
+    cargo(&args)?;
+    let meta = metadata()?;
+    let mut broken = Vec::new();
+    for package in meta["packages"].as_array().into_iter().flatten() {
+        let name = package["name"].as_str().unwrap_or_default();
+        if !LAYERS.contains(&name) {
+            continue;
+        }
+        for field in ["description", "license", "readme", "rust_version"] {
+            if package[field].as_str().is_none_or(str::is_empty) {
+                broken.push(format!("{name}: no `{field}`"));
+            }
+        }
+        for field in ["keywords", "categories"] {
+            if package[field].as_array().is_none_or(Vec::is_empty) {
+                broken.push(format!("{name}: no `{field}`"));
+            }
+        }
+        if let Some(url) = package["repository"].as_str()
+            && url.contains(".invalid")
+        {
+            broken.push(format!("{name}: placeholder repository {url}"));
+        }
+        let manifest = Path::new(package["manifest_path"].as_str().unwrap_or_default());
+        let dir = manifest.parent().unwrap_or(Path::new("."));
+        broken.extend(includes_outside(dir, dir));
+        println!("  {name}: metadata and includes ok");
+    }
+    if broken.is_empty() {
+        Ok(())
+    } else {
+        Err(broken.join("; "))
+    }
+}
+
+/// The `include_str!`, `include_bytes!` and `#[path]` targets under `dir` that resolve outside the
+/// crate directory `root` (and so are missing from its package), or to no file at all.
+fn includes_outside(root: &Path, dir: &Path) -> Vec<String> {
+    let mut broken = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return broken;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() && path.file_name().is_some_and(|n| n != "target") {
+            broken.extend(includes_outside(root, &path));
+            continue;
+        }
+        if path.extension().is_none_or(|e| e != "rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        for marker in ["include_str!(\"", "include_bytes!(\"", "#[path = \""] {
+            for (at, _) in text.match_indices(marker) {
+                let rest = &text[at + marker.len()..];
+                let target = &rest[..rest.find('"').unwrap_or(0)];
+                // Both are relative to the directory of the file naming them (for `#[path]`,
+                // in the crate-root and `mod.rs` files this workspace uses it in).
+                let resolved = path.parent().unwrap_or(root).join(target);
+                let inside = resolved
+                    .canonicalize()
+                    .is_ok_and(|real| real.starts_with(root.canonicalize().unwrap_or_default()));
+                if !inside {
+                    broken.push(format!(
+                        "{} names {target}, which is not inside the package",
+                        path.display()
+                    ));
+                }
+            }
+        }
+    }
+    broken
+}
+
+/// The workspace's own packages as `cargo metadata` describes them.
+fn metadata() -> Result<serde_json::Value, String> {
+    let out = Command::new(cargo_bin())
+        .args(["metadata", "--no-deps", "--format-version", "1"])
+        .current_dir(root())
+        .output()
+        .map_err(|e| format!("cannot run cargo metadata: {e}"))?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| format!("bad cargo metadata: {e}"))
 }
 
 fn has_nextest() -> bool {

@@ -78,11 +78,6 @@ pub mod prelude {
     };
 }
 
-/// The workspace README's examples, compiled and run as doc tests so they stay true.
-#[cfg(doctest)]
-#[doc = include_str!("../../../README.md")]
-pub struct WorkspaceReadmeDoctests;
-
 #[doc(hidden)]
 pub mod __private {
     pub use crate::combinators::{GatherAll, GatherSlot};

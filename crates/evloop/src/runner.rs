@@ -254,9 +254,12 @@ impl Runner {
         cancel_all_tasks(&lp);
         // asyncio G4 step 3: a thread still running (a `to_thread` job) keeps us here until it
         // finishes, or for at most 300 s.
-        if !lp.is_closed()
-            && let Err(error) = join_default_on_exit(&lp)
-        {
+        let joined = if lp.is_closed() {
+            Ok(())
+        } else {
+            join_default_on_exit(&lp)
+        };
+        if let Err(error) = joined {
             lp.call_exception_handler(
                 ExceptionContext::new("error while shutting down the default executor")
                     .with_exception(error),

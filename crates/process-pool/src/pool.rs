@@ -221,7 +221,9 @@ impl ProcessPoolBuilder {
     /// assert!(pool.worker_pids().is_empty());
     /// ```
     pub fn build(self) -> Result<ProcessPool, ProcessPoolError> {
-        let max_workers = self.max_workers.unwrap_or_else(|| num_cpus::get().max(1));
+        let max_workers = self
+            .max_workers
+            .unwrap_or_else(evloop_thread_pool::process_cpu_count);
         if max_workers == 0 {
             return Err(ProcessPoolError::InvalidArgument(
                 "max_workers must be greater than 0",

@@ -45,7 +45,7 @@ mod pool;
 mod sleep;
 mod worker;
 
-pub use builder::{ThreadPoolBuilder, default_max_workers};
+pub use builder::{ThreadPoolBuilder, default_max_workers, process_cpu_count};
 pub use error::{BuildError, JobError};
 pub use future::{JobFuture, JobPromise, as_completed, job_channel};
 pub use map::Map;
