@@ -29,6 +29,7 @@
 //! See `docs/asyncio-mapping.md` in the repository for every asyncio API and its counterpart.
 
 mod combinators;
+mod entry;
 mod error;
 mod executor;
 mod future;
@@ -45,6 +46,7 @@ pub use error::{
     Cancelled, ExecutorError, FutureError, InvalidState, LoopError, Panic, RunError, TaskError,
     TimeoutError,
 };
+pub use evloop_macros::{main, test};
 pub use evloop_process_pool::{ProcessPool, ProcessPoolError};
 pub use evloop_reactor::{
     Builder, ClockHold, EventLoop, ExceptionContext, ExceptionHandler, Handle, RemoteHandle,
@@ -81,6 +83,7 @@ pub mod prelude {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::combinators::{GatherAll, GatherSlot};
+    pub use crate::entry::{register_test_worker, run_main, run_test, worker_entry_check};
 }
 
 /// This crate's README example, run as a doc test too.
