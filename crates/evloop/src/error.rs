@@ -1,7 +1,7 @@
 //! The facade's error types: how a task, a future or `run()` can end other than with a value.
 
 use std::fmt;
-use std::rc::Rc;
+use std::sync::Arc;
 
 pub use evloop_reactor::{LoopError, Panic};
 
@@ -108,9 +108,10 @@ pub enum FutureError {
     /// It was cancelled.
     #[error("{0}")]
     Cancelled(Cancelled),
-    /// An error was set on it with `set_error`.
+    /// An error was set on it with `set_error`. Shared (every awaiter gets a clone) and
+    /// `Send + Sync`, so a `FutureError` goes into `anyhow::Error` or across threads.
     #[error("{0}")]
-    Failed(Rc<dyn std::error::Error>),
+    Failed(Arc<dyn std::error::Error + Send + Sync>),
     /// Its result was asked for too early.
     #[error("{0}")]
     InvalidState(InvalidState),

@@ -87,8 +87,11 @@ impl<T: 'static> LoopFuture<T> {
     }
 
     /// Sets an error; "invalid state" if the future is already done.
-    pub fn set_error(&self, error: impl std::error::Error + 'static) -> Result<(), InvalidState> {
-        self.complete(Err(FutureError::Failed(Rc::new(error))))
+    pub fn set_error(
+        &self,
+        error: impl std::error::Error + Send + Sync + 'static,
+    ) -> Result<(), InvalidState> {
+        self.complete(Err(FutureError::Failed(std::sync::Arc::new(error))))
     }
 
     /// Cancels the future; false if it is already done.
