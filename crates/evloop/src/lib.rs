@@ -29,6 +29,7 @@
 //! See `docs/asyncio-mapping.md` in the repository for every asyncio API and its counterpart.
 
 mod combinators;
+pub mod compat;
 mod entry;
 mod error;
 mod executor;

@@ -1,0 +1,169 @@
+//! `evloop::compat::hyper`: a hyper server and client talk over evloop sockets, hyper's timeouts
+//! run on `LoopTimer` (its virtual clock included), and a dropped sleep cancels its loop timer
+//! from whichever thread drops it.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
+
+use evloop::compat::hyper::{HyperIo, LoopExecutor, LoopTimer};
+use evloop::net::{TcpListener, TcpStream};
+use evloop::{EventLoop, LoopExt};
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::rt::{Executor, Timer};
+use hyper::{Request, Response};
+
+async fn echo_path(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    Ok(Response::new(Full::new(Bytes::from(
+        request.uri().path().to_owned(),
+    ))))
+}
+
+#[test]
+fn a_hyper_client_and_server_exchange_keep_alive_requests() {
+    let bodies = evloop::run(async {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = evloop::create_task(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            hyper::server::conn::http1::Builder::new()
+                .timer(LoopTimer::new().unwrap())
+                .serve_connection(HyperIo::new(stream), hyper::service::service_fn(echo_path))
+                .await
+        });
+        let stream = TcpStream::connect(addr).await.unwrap();
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(HyperIo::new(stream))
+            .await
+            .unwrap();
+        LoopExecutor::new().unwrap().execute(conn);
+        let mut bodies = Vec::new();
+        for path in ["/a", "/bb", "/ccc"] {
+            let request = Request::get(path)
+                .header("host", "localhost")
+                .body(Empty::<Bytes>::new())
+                .unwrap();
+            let response = sender.send_request(request).await.unwrap();
+            bodies.push(response.into_body().collect().await.unwrap().to_bytes());
+        }
+        drop(sender);
+        server.await.unwrap().unwrap();
+        bodies
+    })
+    .unwrap();
+    assert_eq!(bodies, ["/a", "/bb", "/ccc"]);
+}
+
+/// hyper's header-read timeout is a `LoopTimer` sleep: on a virtual clock, a client that sends
+/// nothing is dropped after 30 s of loop time without 30 s passing.
+#[test]
+fn hyper_header_read_timeout_fires_on_the_loop_clock() {
+    let lp = EventLoop::builder().virtual_clock(true).build().unwrap();
+    let start = lp.time();
+    let outcome = lp
+        .run_until_complete(async {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let client = TcpStream::connect(listener.local_addr().unwrap())
+                .await
+                .unwrap();
+            let (stream, _) = listener.accept().await.unwrap();
+            let served = hyper::server::conn::http1::Builder::new()
+                .timer(LoopTimer::new().unwrap())
+                .header_read_timeout(Duration::from_secs(30))
+                .serve_connection(HyperIo::new(stream), hyper::service::service_fn(echo_path))
+                .await;
+            drop(client);
+            served
+        })
+        .unwrap();
+    let elapsed = lp.time() - start;
+    assert!(outcome.unwrap_err().is_timeout());
+    // hyper's deadline is `now + 30 s` taken a moment before the sleep is made.
+    assert!(elapsed >= Duration::from_secs(29), "{elapsed:?}");
+    assert!(elapsed <= Duration::from_secs(31), "{elapsed:?}");
+    lp.close().unwrap();
+}
+
+#[test]
+fn dropping_a_sleep_on_the_loop_thread_cancels_its_timer() {
+    let lp = EventLoop::builder().virtual_clock(true).build().unwrap();
+    lp.run_until_complete(async {
+        let lp = evloop::get_running_loop().unwrap();
+        let timer = LoopTimer::new().unwrap();
+        let sleep = timer.sleep(Duration::from_secs(3600));
+        assert_eq!(lp.timer_count(), 1);
+        drop(sleep);
+        evloop::yield_now().await;
+        assert_eq!(lp.timer_count(), 0);
+    })
+    .unwrap();
+    lp.close().unwrap();
+}
+
+/// A thread-parking `block_on`: polls a future to completion on this thread.
+fn block_on<F: Future>(future: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut future = pin!(future);
+    loop {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+        std::thread::park();
+    }
+}
+
+/// The timer is `Send + Sync`: another thread makes a sleep on the loop, awaits it, and a second
+/// sleep it drops unfinished is cancelled on the loop.
+#[test]
+fn a_sleep_made_and_dropped_on_another_thread_runs_on_the_loop() {
+    let lp = EventLoop::new().unwrap();
+    let timer = LoopTimer::for_loop(&lp);
+    let counts = lp
+        .run_until_complete(async move {
+            let lp = evloop::get_running_loop().unwrap();
+            let thread = std::thread::spawn(move || {
+                block_on(timer.sleep(Duration::from_millis(5)));
+                drop(timer.sleep(Duration::from_secs(3600)));
+            });
+            let mut most = 0;
+            while !thread.is_finished() {
+                most = most.max(lp.timer_count());
+                evloop::sleep(Duration::from_millis(1)).await;
+            }
+            thread.join().unwrap();
+            // Let the thread's cancellation arrive and the cancelled timer be cleaned up.
+            for _ in 0..3 {
+                evloop::yield_now().await;
+            }
+            (most, lp.timer_count())
+        })
+        .unwrap();
+    assert!(
+        counts.0 >= 1,
+        "the thread's sleep was a loop timer: {counts:?}"
+    );
+    assert_eq!(counts.1, 0, "the dropped sleep's timer was cancelled");
+    lp.close().unwrap();
+}
+
+#[test]
+fn a_sleep_pending_when_its_loop_closes_completes() {
+    let lp = EventLoop::new().unwrap();
+    let timer = LoopTimer::for_loop(&lp);
+    // Made while the loop is not running: scheduled through the remote queue.
+    let sleep = timer.sleep(Duration::from_secs(3600));
+    lp.run_until_complete(evloop::yield_now()).unwrap();
+    assert_eq!(lp.timer_count(), 1);
+    lp.close().unwrap();
+    block_on(sleep);
+}
