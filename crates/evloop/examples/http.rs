@@ -22,7 +22,9 @@ use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 
 /// The routes: `GET /` is plain text, `GET /json` is JSON, anything else is 404.
-pub async fn service(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+pub(crate) async fn service(
+    request: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     let (content_type, body) = match (request.method(), request.uri().path()) {
         (&Method::GET, "/") => ("text/plain", Bytes::from_static(b"Hello, World!")),
         (&Method::GET, "/json") => {
@@ -43,7 +45,7 @@ pub async fn service(request: Request<Incoming>) -> Result<Response<Full<Bytes>>
 }
 
 /// Serves [`service`] on `listener` until the task is cancelled.
-pub async fn serve(listener: TcpListener) -> std::io::Result<()> {
+pub(crate) async fn serve(listener: TcpListener) -> std::io::Result<()> {
     let timer = LoopTimer::new().map_err(std::io::Error::other)?;
     loop {
         let (stream, _peer) = listener.accept().await?;

@@ -167,3 +167,47 @@ fn a_sleep_pending_when_its_loop_closes_completes() {
     lp.close().unwrap();
     block_on(sleep);
 }
+
+/// A client that resets the connection leaves nothing to shut down: `poll_shutdown` succeeds
+/// (as on tokio's sockets) instead of hyper reporting "error shutting down connection".
+#[test]
+fn shutdown_after_the_peer_reset_the_connection_succeeds() {
+    use std::os::fd::AsRawFd;
+    evloop::run(async {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let linger = libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        };
+        // SAFETY: setsockopt on an open socket with a correctly sized `linger`.
+        let set = unsafe {
+            libc::setsockopt(
+                client.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                (&linger as *const libc::linger).cast(),
+                std::mem::size_of::<libc::linger>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(set, 0);
+        let (stream, _) = listener.accept().await.unwrap();
+        drop(client); // linger 0: an RST, not a FIN
+        let mut buf = [0u8; 16];
+        let reset = stream.read(&mut buf).await.unwrap_err();
+        assert_eq!(reset.kind(), std::io::ErrorKind::ConnectionReset);
+        // The raw socket says ENOTCONN; the adapter says done.
+        assert_eq!(
+            stream
+                .shutdown(std::net::Shutdown::Write)
+                .unwrap_err()
+                .kind(),
+            std::io::ErrorKind::NotConnected
+        );
+        let mut io = HyperIo::new(stream);
+        std::future::poll_fn(|cx| hyper::rt::Write::poll_shutdown(std::pin::Pin::new(&mut io), cx))
+            .await
+            .unwrap();
+    })
+    .unwrap();
+}

@@ -10,3 +10,19 @@
 pub mod hyper;
 #[cfg(feature = "tokio-io")]
 pub mod tokio;
+
+/// Closes the write side of `stream` for an adapter's `poll_shutdown`. A peer that has already
+/// gone (`ENOTCONN`) leaves nothing to shut down, so that is success, as in tokio's sockets:
+/// hyper would otherwise report every connection the client closed first as an error.
+#[cfg(any(feature = "hyper", feature = "tokio-io"))]
+fn close_write<T: futures_io::AsyncWrite + ?Sized>(
+    stream: std::pin::Pin<&mut T>,
+    cx: &mut std::task::Context<'_>,
+) -> std::task::Poll<std::io::Result<()>> {
+    match stream.poll_close(cx) {
+        std::task::Poll::Ready(Err(error)) if error.kind() == std::io::ErrorKind::NotConnected => {
+            std::task::Poll::Ready(Ok(()))
+        }
+        other => other,
+    }
+}

@@ -154,6 +154,6 @@ impl<T: AsyncWrite + Unpin> tokio::io::AsyncWrite for TokioIo<T> {
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_close(cx)
+        super::close_write(Pin::new(&mut self.inner), cx)
     }
 }
