@@ -9,11 +9,14 @@
 
 use std::cell::Cell;
 use std::future::Future;
+use std::panic::Location;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
 use evloop_reactor::{Builder, EventLoop, ExceptionContext, LoopError};
+
+use crate::contextvars::Context as VarContext;
 
 use crate::error::RunError;
 use crate::executor::join_default_on_exit;
@@ -38,7 +41,33 @@ mod sealed {
 /// ```
 pub trait LoopExt: sealed::Sealed {
     /// Starts `future` as a task on this loop; "Event loop is closed" on a closed loop.
+    #[track_caller]
     fn create_task<F>(&self, future: F) -> Result<Task<F::Output>, LoopError>
+    where
+        F: Future + 'static,
+        F::Output: 'static;
+
+    /// [`create_task`](LoopExt::create_task) in a copy of `context` instead of the current one
+    /// (asyncio's `loop.create_task(coro, context=ctx)`).
+    ///
+    /// ```
+    /// use evloop::contextvars::{Context, ContextVar};
+    /// use evloop::{EventLoop, LoopExt};
+    ///
+    /// static N: ContextVar<u32> = ContextVar::new("n");
+    /// let lp = EventLoop::new().unwrap();
+    /// let mut ctx = Context::new();
+    /// ctx.run(|| N.set(5));
+    /// let task = lp.create_task_with_context(async { N.get() }, &ctx).unwrap();
+    /// assert_eq!(lp.run_until_complete(task).unwrap().unwrap(), Some(5));
+    /// lp.close().unwrap();
+    /// ```
+    #[track_caller]
+    fn create_task_with_context<F>(
+        &self,
+        future: F,
+        context: &VarContext,
+    ) -> Result<Task<F::Output>, LoopError>
     where
         F: Future + 'static,
         F::Output: 'static;
@@ -47,6 +76,7 @@ pub trait LoopExt: sealed::Sealed {
     ///
     /// If `stop()` ends the loop first: "Event loop stopped before Future completed.", and the
     /// task stays pending on the loop.
+    #[track_caller]
     fn run_until_complete<F>(&self, future: F) -> Result<F::Output, RunError>
     where
         F: Future + 'static,
@@ -57,14 +87,29 @@ pub trait LoopExt: sealed::Sealed {
 }
 
 impl LoopExt for EventLoop {
+    #[track_caller]
     fn create_task<F>(&self, future: F) -> Result<Task<F::Output>, LoopError>
     where
         F: Future + 'static,
         F::Output: 'static,
     {
-        spawn_on(self, future)
+        spawn_on(self, future, Location::caller(), None)
     }
 
+    #[track_caller]
+    fn create_task_with_context<F>(
+        &self,
+        future: F,
+        context: &VarContext,
+    ) -> Result<Task<F::Output>, LoopError>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        spawn_on(self, future, Location::caller(), Some(context.snapshot()))
+    }
+
+    #[track_caller]
     fn run_until_complete<F>(&self, future: F) -> Result<F::Output, RunError>
     where
         F: Future + 'static,
@@ -79,7 +124,7 @@ impl LoopExt for EventLoop {
         if EventLoop::running_id() != 0 {
             return Err(LoopError::AnotherLoopRunning.into());
         }
-        let task = spawn_on(self, future)?;
+        let task = spawn_on(self, future, Location::caller(), None)?;
         run_spawned(self, task)
     }
 
@@ -125,6 +170,7 @@ fn run_spawned<T: 'static>(lp: &EventLoop, mut task: Task<T>) -> Result<T, RunEr
 /// }
 /// assert_eq!(evloop::run(main_task()).unwrap(), "done");
 /// ```
+#[track_caller]
 pub fn run<F>(main: F) -> Result<F::Output, RunError>
 where
     F: Future + 'static,
@@ -165,6 +211,9 @@ pub struct Runner {
     builder: Builder,
     lp: Option<EventLoop>,
     state: RunnerState,
+    /// The context every `run` starts its main task in; what main sets stays for the next run
+    /// (asyncio's `Runner` keeps one context).
+    context: VarContext,
 }
 
 impl Default for Runner {
@@ -185,6 +234,7 @@ impl Runner {
             builder,
             lp: None,
             state: RunnerState::Created,
+            context: evloop_reactor::copy_context(),
         }
     }
 
@@ -212,10 +262,14 @@ impl Runner {
 
     /// Runs `future` as the main task until it is done (asyncio's `Runner.run`).
     ///
+    /// The main task runs in the runner's context, which is kept from one `run` to the next.
     /// On the main thread, while SIGINT has its default disposition, Ctrl-C is handled as in
-    /// asyncio: the first cancels the main task and the run ends with
-    /// [`RunError::Interrupted`] (unless main catches the cancellation and returns a value), a
-    /// second interrupts at once; the default disposition is restored afterwards.
+    /// asyncio: the first cancels the main task (and, through it, what it awaits) and the run
+    /// ends with [`RunError::Interrupted`] (unless main catches the cancellation and returns a
+    /// value; or main had been cancelled by the program as well, which asyncio's `uncancel()`
+    /// rule reports as the cancellation); a second Ctrl-C interrupts at once; the default
+    /// disposition is restored afterwards.
+    #[track_caller]
     pub fn run<F>(&mut self, future: F) -> Result<F::Output, RunError>
     where
         F: Future + 'static,
@@ -229,12 +283,23 @@ impl Runner {
         }
         let lp = self.lazy_init()?;
         // Ctrl-C (asyncio G6): the main task is created here so that the handler can cancel it.
-        let main = spawn_on(&lp, future)?;
-        let sigint = SigintGuard::install(&lp, main.any());
+        let main = spawn_on(
+            &lp,
+            future,
+            Location::caller(),
+            Some(self.context.snapshot()),
+        )?;
+        let handle = main.any();
+        let sigint = SigintGuard::install(&lp, handle.clone());
         let outcome = run_spawned(&lp, main);
         let interrupts = sigint.map_or(0, SigintGuard::finish);
+        self.context = handle.get_context();
         match outcome {
-            Err(RunError::Task(error)) if interrupts > 0 && error.is_cancelled() => {
+            // asyncio: `if self._interrupt_count > 0 and task.uncancel() == 0: raise
+            // KeyboardInterrupt()`; a main the program had cancelled too stays a cancellation.
+            Err(RunError::Task(error))
+                if interrupts > 0 && error.is_cancelled() && handle.uncancel() == 0 =>
+            {
                 Err(RunError::Interrupted)
             }
             Err(RunError::StoppedBeforeComplete) if interrupts > 1 => Err(RunError::Interrupted),
