@@ -192,4 +192,7 @@ pub enum ExecutorError {
     /// The process pool refused the job.
     #[error(transparent)]
     Process(#[from] evloop_process_pool::ProcessPoolError),
+    /// A user [`Executor`](crate::Executor) refused the job, for the reason given.
+    #[error("{0}")]
+    Rejected(String),
 }

@@ -32,7 +32,7 @@ mod combinators;
 pub mod compat;
 mod entry;
 mod error;
-mod executor;
+pub mod executor;
 mod future;
 mod runner;
 mod sigint;
@@ -55,7 +55,7 @@ pub use evloop_reactor::{
 };
 pub use evloop_reactor::{SignalError, net, process};
 pub use evloop_thread_pool::{JobError, ThreadPoolExecutor};
-pub use executor::{ExecutorExt, ExecutorFuture, to_thread};
+pub use executor::{Executor, ExecutorExt, ExecutorFuture, to_thread};
 pub use future::LoopFuture;
 pub use runner::{LoopExt, Runner, run};
 pub use task::{
