@@ -36,8 +36,10 @@ pub mod executor;
 mod future;
 mod runner;
 mod sigint;
+mod signals;
 mod task;
 mod task_group;
+mod threadsafe;
 mod time;
 
 pub use combinators::{
@@ -58,11 +60,13 @@ pub use evloop_thread_pool::{JobError, ThreadPoolExecutor};
 pub use executor::{Executor, ExecutorExt, ExecutorFuture, to_thread};
 pub use future::LoopFuture;
 pub use runner::{LoopExt, Runner, run};
+pub use signals::SignalStream;
 pub use task::{
     AnyTask, CatchCancel, Raise, Task, all_tasks, catch_cancel, create_task,
     create_task_with_context, current_task,
 };
 pub use task_group::{ChildError, SpawnError, TaskGroup, TaskGroupError};
+pub use threadsafe::{ThreadsafeFuture, run_coroutine_threadsafe};
 pub use time::{Sleep, Timeout, YieldNow, sleep, sleep_until, timeout, wait_for, yield_now};
 
 /// Context variables (Python's `contextvars` module): [`ContextVar`],

@@ -572,9 +572,9 @@ impl Drop for ProcessPool {
 /// # }
 /// ```
 pub struct MapResults<R> {
-    futures: VecDeque<ProcessFuture<Vec<R>>>,
-    current: std::vec::IntoIter<R>,
-    failed: bool,
+    pub(crate) futures: VecDeque<ProcessFuture<Vec<R>>>,
+    pub(crate) current: std::vec::IntoIter<R>,
+    pub(crate) failed: bool,
 }
 
 impl<R> std::fmt::Debug for MapResults<R> {

@@ -95,3 +95,39 @@ impl Drop for DropFlag {
         self.0.set(true);
     }
 }
+
+const ISOLATED_ENV: &str = "EVLOOP_TEST_ISOLATED";
+
+/// Runs `body` in a child process of its own: this test binary re-executed with
+/// `<name> --exact`, for tests that change signal dispositions, rlimits or the fd table. In the
+/// child, runs `body`; in the parent, asserts that the child ran exactly that test and passed.
+///
+/// ```no_run
+/// #[test]
+/// fn changes_a_signal_disposition() {
+///     evloop_test_support::isolated("changes_a_signal_disposition", || {
+///         // ... install a handler, raise the signal ...
+///     });
+/// }
+/// ```
+pub fn isolated(name: &str, body: impl FnOnce()) {
+    if std::env::var(ISOLATED_ENV).as_deref() == Ok(name) {
+        body();
+        return;
+    }
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(ISOLATED_ENV, name)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "isolated test {name} failed:\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.contains("1 passed"),
+        "isolated test {name} did not run:\n{stdout}"
+    );
+}
