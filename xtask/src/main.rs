@@ -38,6 +38,7 @@ fn main() -> ExitCode {
         "doc" => doc(),
         "layers" => layers(),
         "package" => package(),
+        "features" => features(),
         "miri" => miri(),
         "bench" => bench(rest),
         "tour" => tour(),
@@ -51,6 +52,7 @@ fn main() -> ExitCode {
                  doc     rustdoc with warnings denied\n  \
                  layers  check that each crate depends only on the layers beneath it\n  \
                  package check that every published crate packages: metadata, files, includes\n  \
+                 features cargo check of the facade and the reactor with no default features and each feature alone\n  \
                  miri    the pure data-structure crates under Miri (skipped when Miri is absent)\n  \
                  bench   run the criterion benchmarks (extra arguments go to cargo bench)\n  \
                  tour    run the demo example"
@@ -76,11 +78,13 @@ fn ci() -> TaskResult {
     step("format", || cargo(&["fmt", "--all", "--check"]))?;
     step("layering", layers)?;
     step("packaging", package)?;
+    step("feature combinations", features)?;
     step("clippy", || {
         cargo(&[
             "clippy",
             "--workspace",
             "--all-targets",
+            "--all-features",
             "--",
             "-D",
             "warnings",
@@ -111,6 +115,7 @@ fn lint() -> TaskResult {
         "clippy",
         "--workspace",
         "--all-targets",
+        "--all-features",
         "--",
         "-D",
         "warnings",
@@ -119,12 +124,19 @@ fn lint() -> TaskResult {
 
 fn test() -> TaskResult {
     if has_nextest() {
-        cargo(&["nextest", "run", "--workspace", "--no-fail-fast"])?;
+        cargo(&[
+            "nextest",
+            "run",
+            "--workspace",
+            "--all-features",
+            "--no-fail-fast",
+        ])?;
     } else {
         println!("cargo-nextest is not installed: using cargo test");
         cargo(&[
             "test",
             "--workspace",
+            "--all-features",
             "--lib",
             "--bins",
             "--tests",
@@ -132,12 +144,12 @@ fn test() -> TaskResult {
         ])?;
     }
     // nextest does not run doc tests, and the rustdoc examples are part of the contract.
-    cargo(&["test", "--workspace", "--doc"])
+    cargo(&["test", "--workspace", "--all-features", "--doc"])
 }
 
 fn doc() -> TaskResult {
     run(Command::new(cargo_bin())
-        .args(["doc", "--workspace", "--no-deps"])
+        .args(["doc", "--workspace", "--all-features", "--no-deps"])
         .env("RUSTDOCFLAGS", "-D warnings"))
 }
 
@@ -296,6 +308,50 @@ fn metadata() -> Result<serde_json::Value, String> {
         return Err(String::from_utf8_lossy(&out.stderr).into_owned());
     }
     serde_json::from_slice(&out.stdout).map_err(|e| format!("bad cargo metadata: {e}"))
+}
+
+/// The crates with Cargo features, and their optional features: each is checked alone on top
+/// of `--no-default-features`, and so is the bare build.
+const FEATURES: &[(&str, &[&str])] = &[
+    (
+        "evloop",
+        &[
+            "net",
+            "process",
+            "signal",
+            "thread-pool",
+            "process-pool",
+            "hyper",
+            "tokio-io",
+        ],
+    ),
+    ("evloop-reactor", &["net", "process", "signal"]),
+];
+
+/// `cargo check` (the library only: tests and examples assume the defaults) of every feature
+/// combination CI promises: none, then each alone. A warning fails the step too, since a
+/// narrower build is where unused imports and dead code show up.
+fn features() -> TaskResult {
+    for (krate, features) in FEATURES {
+        for feature in std::iter::once("").chain(features.iter().copied()) {
+            let mut cmd = Command::new(cargo_bin());
+            cmd.args(["check", "-p", krate, "--no-default-features"]);
+            if !feature.is_empty() {
+                cmd.args(["--features", feature]);
+            }
+            cmd.current_dir(root());
+            println!("$ {}", describe(&cmd));
+            let out = cmd
+                .output()
+                .map_err(|e| format!("cannot start {}: {e}", describe(&cmd)))?;
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            if !out.status.success() || stderr.contains("warning:") {
+                eprintln!("{stderr}");
+                return Err(format!("`{}` failed or warned", describe(&cmd)));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn has_nextest() -> bool {

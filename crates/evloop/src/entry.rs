@@ -11,14 +11,19 @@ use crate::error::RunError;
 /// Python's `KeyboardInterrupt`.
 const INTERRUPTED_EXIT_CODE: u8 = 130;
 
-/// The process pool's worker entry check (a no-op without a process pool).
+/// The process pool's worker entry check (a no-op without the `process-pool` feature).
 pub fn worker_entry_check() {
+    #[cfg(feature = "process-pool")]
     evloop_process_pool::init();
 }
 
-/// Makes `function` in `module_path` the test process-pool workers start as.
+/// Makes `function` in `module_path` the test process-pool workers start as (a no-op without
+/// the `process-pool` feature).
 pub fn register_test_worker(module_path: &'static str, function: &'static str) {
+    #[cfg(feature = "process-pool")]
     evloop_process_pool::testing::register(module_path, function);
+    #[cfg(not(feature = "process-pool"))]
+    let _ = (module_path, function);
 }
 
 /// `#[evloop::main]`: runs `main` and turns its outcome into the process's exit code.

@@ -187,9 +187,11 @@ pub enum ExecutorError {
     #[error("Executor shutdown has been called")]
     ExecutorShutdown,
     /// The thread pool refused the job, or (for `to_thread`) the job was cancelled or panicked.
+    #[cfg(feature = "thread-pool")]
     #[error(transparent)]
     Job(#[from] evloop_thread_pool::JobError),
     /// The process pool refused the job.
+    #[cfg(feature = "process-pool")]
     #[error(transparent)]
     Process(#[from] evloop_process_pool::ProcessPoolError),
     /// A user [`Executor`](crate::Executor) refused the job, for the reason given.

@@ -28,17 +28,34 @@
 //!
 //! See `docs/asyncio-mapping.md` in the repository for every asyncio API and its counterpart.
 
+// What each Cargo feature adds (all on by default; `--no-default-features` is the bare loop with
+// tasks, futures, timers, `run()` and the combinators):
+// `thread-pool`: `executor` (run_in_executor, to_thread, the default executor),
+//     `run_coroutine_threadsafe`, `thread_pool`; `process-pool` (needs it): `ProcessPool`,
+//     `run_in_process_pool`, the worker entry check; `net`: `net` (sockets); `signal`:
+//     `SignalStream`, `SignalError` and Ctrl-C handling in `run()`; `process` (needs `signal`):
+//     `process` (subprocesses); `hyper`, `tokio-io` (off by default): `compat`.
 mod combinators;
 pub mod compat;
 mod entry;
 mod error;
+#[cfg(feature = "thread-pool")]
 pub mod executor;
+#[cfg(not(feature = "thread-pool"))]
+#[path = "executor_off.rs"]
+mod executor;
 mod future;
 mod runner;
+#[cfg(feature = "signal")]
 mod sigint;
+#[cfg(not(feature = "signal"))]
+#[path = "sigint_off.rs"]
+mod sigint;
+#[cfg(feature = "signal")]
 mod signals;
 mod task;
 mod task_group;
+#[cfg(feature = "thread-pool")]
 mod threadsafe;
 mod time;
 
@@ -50,22 +67,32 @@ pub use error::{
     TimeoutError,
 };
 pub use evloop_macros::{main, test};
+#[cfg(feature = "process-pool")]
 pub use evloop_process_pool::{ProcessPool, ProcessPoolError};
+#[cfg(feature = "signal")]
+pub use evloop_reactor::SignalError;
+#[cfg(feature = "net")]
+pub use evloop_reactor::net;
+#[cfg(feature = "process")]
+pub use evloop_reactor::process;
 pub use evloop_reactor::{
     Builder, ClockHold, ContextVar, EventLoop, ExceptionContext, ExceptionHandler, Handle,
     RemoteHandle, TimerHandle, copy_context, default_exception_handler, get_running_loop,
 };
-pub use evloop_reactor::{SignalError, net, process};
+#[cfg(feature = "thread-pool")]
 pub use evloop_thread_pool::{JobError, ThreadPoolExecutor};
+#[cfg(feature = "thread-pool")]
 pub use executor::{Executor, ExecutorExt, ExecutorFuture, to_thread};
 pub use future::LoopFuture;
 pub use runner::{LoopExt, Runner, run};
+#[cfg(feature = "signal")]
 pub use signals::SignalStream;
 pub use task::{
     AnyTask, CatchCancel, Raise, Task, all_tasks, catch_cancel, create_task,
     create_task_with_context, current_task,
 };
 pub use task_group::{ChildError, SpawnError, TaskGroup, TaskGroupError};
+#[cfg(feature = "thread-pool")]
 pub use threadsafe::{ThreadsafeFuture, run_coroutine_threadsafe};
 pub use time::{Sleep, Timeout, YieldNow, sleep, sleep_until, timeout, wait_for, yield_now};
 
@@ -105,16 +132,18 @@ pub mod layers {
 }
 
 /// The thread pool crate (`evloop-thread-pool`): builder, futures, `as_completed`.
+#[cfg(feature = "thread-pool")]
 pub use evloop_thread_pool as thread_pool;
 
 /// The process pool crate (`evloop-process-pool`): builder, `init()`, `test_worker!()`.
+#[cfg(feature = "process-pool")]
 pub use evloop_process_pool as process_pool;
 
 /// What most programs import: `use evloop::prelude::*;`.
 pub mod prelude {
-    pub use crate::{
-        EventLoop, ExecutorExt, LoopExt, Task, TaskError, create_task, run, sleep, to_thread,
-    };
+    pub use crate::{EventLoop, LoopExt, Task, TaskError, create_task, run, sleep};
+    #[cfg(feature = "thread-pool")]
+    pub use crate::{ExecutorExt, to_thread};
 }
 
 #[doc(hidden)]

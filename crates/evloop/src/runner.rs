@@ -178,7 +178,7 @@ where
 {
     // The process pool's worker entry check comes before anything else: in a worker process
     // this never returns (the Rust form of `if __name__ == '__main__'`).
-    evloop_process_pool::init();
+    crate::entry::worker_entry_check();
     if EventLoop::running_id() != 0 {
         return Err(RunError::NestedRun);
     }

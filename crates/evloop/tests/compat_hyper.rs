@@ -122,37 +122,57 @@ fn block_on<F: Future>(future: F) -> F::Output {
     }
 }
 
-/// The timer is `Send + Sync`: another thread makes a sleep on the loop, awaits it, and a second
-/// sleep it drops unfinished is cancelled on the loop.
+/// Loop iterations until `lp.timer_count()` is `n` (the remote queue delivers another thread's
+/// scheduling or cancellation within a few); `None` if it never gets there.
+async fn iterations_until_timers(lp: &EventLoop, n: usize) -> Option<u32> {
+    for i in 0..10_000 {
+        if lp.timer_count() == n {
+            return Some(i);
+        }
+        evloop::yield_now().await;
+    }
+    None
+}
+
+/// The timer is `Send + Sync`: another thread makes a sleep, which becomes a loop timer, drops
+/// it, which cancels the timer on the loop, and awaits a short one to the end.
 #[test]
 fn a_sleep_made_and_dropped_on_another_thread_runs_on_the_loop() {
     let lp = EventLoop::new().unwrap();
     let timer = LoopTimer::for_loop(&lp);
-    let counts = lp
-        .run_until_complete(async move {
-            let lp = evloop::get_running_loop().unwrap();
-            let thread = std::thread::spawn(move || {
-                block_on(timer.sleep(Duration::from_millis(5)));
-                drop(timer.sleep(Duration::from_secs(3600)));
-            });
-            let mut most = 0;
-            while !thread.is_finished() {
-                most = most.max(lp.timer_count());
-                evloop::sleep(Duration::from_millis(1)).await;
-            }
-            thread.join().unwrap();
-            // Let the thread's cancellation arrive and the cancelled timer be cleaned up.
-            for _ in 0..3 {
-                evloop::yield_now().await;
-            }
-            (most, lp.timer_count())
-        })
-        .unwrap();
-    assert!(
-        counts.0 >= 1,
-        "the thread's sleep was a loop timer: {counts:?}"
-    );
-    assert_eq!(counts.1, 0, "the dropped sleep's timer was cancelled");
+    lp.run_until_complete(async move {
+        let lp = evloop::get_running_loop().unwrap();
+        let (made_tx, made_rx) = std::sync::mpsc::channel();
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let long = timer.sleep(Duration::from_secs(3600));
+            made_tx.send("made").unwrap();
+            go_rx.recv().unwrap();
+            drop(long);
+            made_tx.send("dropped").unwrap();
+            block_on(timer.sleep(Duration::from_millis(5)));
+        });
+        let made_rx = std::sync::Arc::new(std::sync::Mutex::new(made_rx));
+        let next = || {
+            let rx = made_rx.clone();
+            evloop::to_thread(move || rx.lock().unwrap().recv().unwrap())
+        };
+        assert_eq!(next().await.unwrap(), "made");
+        assert!(
+            iterations_until_timers(&lp, 1).await.is_some(),
+            "the sleep is a loop timer"
+        );
+        go_tx.send(()).unwrap();
+        assert_eq!(next().await.unwrap(), "dropped");
+        assert!(
+            iterations_until_timers(&lp, 0).await.is_some(),
+            "the dropped sleep's timer was cancelled on the loop"
+        );
+        evloop::to_thread(move || thread.join().unwrap())
+            .await
+            .unwrap();
+    })
+    .unwrap();
     lp.close().unwrap();
 }
 

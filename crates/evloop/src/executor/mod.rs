@@ -20,10 +20,13 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+#[cfg(feature = "process-pool")]
 use evloop_process_pool::{ProcessPool, ProcessPoolError};
 use evloop_reactor::{EventLoop, LoopError, get_running_loop};
 use evloop_thread_pool::ThreadPoolExecutor;
+#[cfg(feature = "process-pool")]
 use serde::Serialize;
+#[cfg(feature = "process-pool")]
 use serde::de::DeserializeOwned;
 
 use crate::error::ExecutorError;
@@ -89,6 +92,7 @@ pub trait ExecutorExt: sealed::Sealed {
     where
         X: ExecutorArg<J>;
 
+    #[cfg(feature = "process-pool")]
     /// Runs `f(arg)` in a worker process of `pool` and returns a future the loop can await
     /// (asyncio's `run_in_executor` with a `ProcessPoolExecutor`).
     ///
@@ -205,6 +209,7 @@ impl ExecutorExt for EventLoop {
         Ok(ExecutorFuture::new(self, job))
     }
 
+    #[cfg(feature = "process-pool")]
     fn run_in_process_pool<F, A, R>(
         &self,
         pool: &ProcessPool,

@@ -10,11 +10,14 @@
 //! argument to workers running the same binary. The trait is generic over the job, so the
 //! compiler says which executor takes which jobs (a process pool takes no closures).
 
+#[cfg(feature = "process-pool")]
 use evloop_process_pool::{ProcessPool, ProcessPoolError};
 use evloop_reactor::EventLoop;
 use evloop_thread_pool::future::JobErrorKind;
 use evloop_thread_pool::{JobError, JobFuture, ThreadPoolExecutor};
+#[cfg(feature = "process-pool")]
 use serde::Serialize;
+#[cfg(feature = "process-pool")]
 use serde::de::DeserializeOwned;
 
 use super::DefaultExecutor;
@@ -204,6 +207,7 @@ impl<J, X: Executor<J> + ?Sized> Executor<J> for std::sync::Arc<X> {
 }
 
 /// The process pool takes calls only: a closure cannot be sent to another process.
+#[cfg(feature = "process-pool")]
 impl<F, A, R> Executor<Call<F, A>> for ProcessPool
 where
     F: Fn(A) -> R + Send + Sync + 'static,
