@@ -84,7 +84,7 @@ pub use evloop_thread_pool::{JobError, ThreadPoolExecutor};
 #[cfg(feature = "thread-pool")]
 pub use executor::{Executor, ExecutorExt, ExecutorFuture, to_thread};
 pub use future::LoopFuture;
-pub use runner::{LoopExt, Runner, run};
+pub use runner::{LoopExt, Runner, run, run_with};
 #[cfg(feature = "signal")]
 pub use signals::SignalStream;
 pub use task::{

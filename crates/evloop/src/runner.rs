@@ -176,13 +176,30 @@ where
     F: Future + 'static,
     F::Output: 'static,
 {
+    run_with(Runner::new(), main)
+}
+
+/// [`run`] on a configured [`Runner`] (asyncio's `run(main, debug=..., loop_factory=...)`):
+/// runs `main` on the runner's loop, then shuts down as `run` does.
+///
+/// ```
+/// let debug = evloop::run_with(evloop::Runner::new().debug(true), async {
+///     evloop::get_running_loop().unwrap().get_debug()
+/// });
+/// assert!(debug.unwrap());
+/// ```
+#[track_caller]
+pub fn run_with<F>(mut runner: Runner, main: F) -> Result<F::Output, RunError>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
     // The process pool's worker entry check comes before anything else: in a worker process
     // this never returns (the Rust form of `if __name__ == '__main__'`).
     crate::entry::worker_entry_check();
     if EventLoop::running_id() != 0 {
         return Err(RunError::NestedRun);
     }
-    let mut runner = Runner::new();
     let outcome = runner.run(main);
     runner.close();
     outcome
@@ -253,6 +270,20 @@ impl Runner {
         self.lp = Some(lp.clone());
         self.state = RunnerState::Initialized;
         Ok(lp)
+    }
+
+    /// Runs the loop in debug mode, or not, whatever `EVLOOP_DEBUG` says (asyncio's
+    /// `Runner(debug=...)`): slow callbacks are reported, and so are tasks' creation sites in
+    /// reports. Has no effect once the loop exists.
+    ///
+    /// ```
+    /// let mut runner = evloop::Runner::new().debug(true);
+    /// let debug = runner.run(async { evloop::get_running_loop().unwrap().get_debug() });
+    /// assert!(debug.unwrap());
+    /// ```
+    pub fn debug(mut self, on: bool) -> Runner {
+        self.builder = self.builder.clone().debug(on);
+        self
     }
 
     /// The runner's loop (created now if it does not exist yet).

@@ -84,7 +84,19 @@ type Extensions = HashMap<TypeId, Rc<dyn Any>, std::hash::BuildHasherDefault<Typ
 #[derive(Debug, Default, Clone)]
 pub struct Builder {
     virtual_clock: bool,
-    debug: bool,
+    /// `None`: from the environment (`EVLOOP_DEBUG`), as asyncio reads `PYTHONASYNCIODEBUG`.
+    debug: Option<bool>,
+}
+
+/// Whether `EVLOOP_DEBUG` asks for debug mode: set to anything but empty or `0` (asyncio takes
+/// any non-empty `PYTHONASYNCIODEBUG`; `0` meaning "on" would surprise).
+///
+/// ```
+/// let lp = evloop_reactor::EventLoop::new().unwrap();
+/// assert_eq!(lp.get_debug(), evloop_reactor::debug_from_env());
+/// ```
+pub fn debug_from_env() -> bool {
+    std::env::var_os("EVLOOP_DEBUG").is_some_and(|v| !v.is_empty() && v != "0")
 }
 
 impl Builder {
@@ -95,9 +107,11 @@ impl Builder {
         self
     }
 
-    /// Starts in debug mode (slow callbacks are reported).
+    /// Starts in debug mode (slow callbacks are reported), or not, whatever `EVLOOP_DEBUG` says.
+    /// Without this call the loop starts in debug mode when `EVLOOP_DEBUG` is set (to anything
+    /// but empty or `0`).
     pub fn debug(mut self, on: bool) -> Builder {
-        self.debug = on;
+        self.debug = Some(on);
         self
     }
 
@@ -119,7 +133,7 @@ impl Builder {
                 running: Cell::new(false),
                 stopping: Cell::new(false),
                 closed: Cell::new(false),
-                debug: Cell::new(self.debug),
+                debug: Cell::new(self.debug.unwrap_or_else(debug_from_env)),
                 slow_callback: Cell::new(DEFAULT_SLOW_CALLBACK),
                 iterations: Cell::new(0),
                 exception_handler: RefCell::new(None),

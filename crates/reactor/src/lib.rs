@@ -54,7 +54,7 @@ mod signal;
 mod time;
 
 pub use error::{LoopError, Panic};
-pub use event_loop::{Builder, EventLoop, get_running_loop};
+pub use event_loop::{Builder, EventLoop, debug_from_env, get_running_loop};
 pub use evloop_callbacks::{
     Context, ContextError, ContextVar, Handle, Scope, Snapshot, TaskRef, TaskRefVTable,
     TimerHandle, Token, copy_context,
