@@ -84,6 +84,10 @@ impl Cancellable for GatherChildren {
         }
         any
     }
+
+    fn awaited(&self) -> crate::dump::Awaited {
+        crate::dump::Awaited::Gather(self.children.iter().map(AnyTask::id).collect())
+    }
 }
 
 /// One child of a gather: its task until it finishes, then its outcome.

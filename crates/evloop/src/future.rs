@@ -27,6 +27,8 @@ type DoneCallback<T> = Box<dyn FnOnce(&LoopFuture<T>)>;
 
 struct Inner<T> {
     lp: EventLoop,
+    /// Where it was made (`create_future`'s caller): the task dump's "suspended at".
+    created_at: &'static std::panic::Location<'static>,
     state: State<T>,
     waiters: Vec<Waker>,
     callbacks: Vec<DoneCallback<T>>,
@@ -59,10 +61,12 @@ impl<T> Clone for LoopFuture<T> {
 }
 
 impl<T: 'static> LoopFuture<T> {
+    #[track_caller]
     pub(crate) fn new(lp: &EventLoop) -> LoopFuture<T> {
         LoopFuture {
             inner: Rc::new(RefCell::new(Inner {
                 lp: lp.clone(),
+                created_at: std::panic::Location::caller(),
                 state: State::Pending,
                 waiters: Vec::new(),
                 callbacks: Vec::new(),
@@ -224,6 +228,13 @@ impl<T: 'static> LoopFuture<T> {
 impl<T: 'static> Cancellable for RefCell<Inner<T>> {
     fn cancel_from_waiter(self: Rc<Self>, cancelled: &Cancelled) -> bool {
         complete(&self, Err(FutureError::Cancelled(cancelled.clone()))).is_ok()
+    }
+
+    fn awaited(&self) -> crate::dump::Awaited {
+        crate::dump::Awaited::Future {
+            what: format!("LoopFuture<{}>", std::any::type_name::<T>()),
+            made_at: self.borrow().created_at,
+        }
     }
 }
 

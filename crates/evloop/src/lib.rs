@@ -37,6 +37,7 @@
 //     `process` (subprocesses); `hyper`, `tokio-io` (off by default): `compat`.
 mod combinators;
 pub mod compat;
+mod dump;
 mod entry;
 mod error;
 #[cfg(feature = "thread-pool")]
@@ -62,6 +63,7 @@ mod time;
 pub use combinators::{
     EmptyWait, Gather, GatherSettled, ReturnWhen, Shield, gather, gather_settled, shield, wait,
 };
+pub use dump::{Awaited, TaskDump, TaskEntry, task_dump};
 pub use error::{
     Cancelled, ExecutorError, FutureError, InvalidState, LoopError, Panic, RunError, TaskError,
     TimeoutError,

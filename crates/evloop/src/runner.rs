@@ -128,6 +128,7 @@ impl LoopExt for EventLoop {
         run_spawned(self, task)
     }
 
+    #[track_caller]
     fn create_future<T: 'static>(&self) -> LoopFuture<T> {
         LoopFuture::new(self)
     }

@@ -11,8 +11,20 @@ const EXPECT_ENV: &str = "EVLOOP_DEBUG_TEST_EXPECT";
 fn evloop_debug_in_the_environment_sets_debug_mode() {
     if let Ok(expect) = std::env::var(EXPECT_ENV) {
         assert_eq!(EventLoop::new().unwrap().get_debug().to_string(), expect);
-        assert!(!EventLoop::builder().debug(false).build().unwrap().get_debug());
-        assert!(EventLoop::builder().debug(true).build().unwrap().get_debug());
+        assert!(
+            !EventLoop::builder()
+                .debug(false)
+                .build()
+                .unwrap()
+                .get_debug()
+        );
+        assert!(
+            EventLoop::builder()
+                .debug(true)
+                .build()
+                .unwrap()
+                .get_debug()
+        );
         return;
     }
     for (value, expect) in [("1", true), ("yes", true), ("0", false), ("", false)] {

@@ -43,6 +43,8 @@ pub(crate) type FrameSlot = Rc<Cell<Option<Cancelled>>>;
 pub(crate) trait Cancellable {
     /// Cancels it with `cancelled`'s message; false if it is already done (nothing to cancel).
     fn cancel_from_waiter(self: Rc<Self>, cancelled: &Cancelled) -> bool;
+    /// What it is, for the task dump.
+    fn awaited(&self) -> crate::dump::Awaited;
 }
 
 /// What a task is suspended on (asyncio's `_fut_waiter`).
@@ -60,6 +62,14 @@ impl Waiter {
         match self {
             Waiter::Task(task) => Arc::as_ptr(task).cast::<()>() as usize,
             Waiter::Other(other) => Rc::as_ptr(other).cast::<()>() as usize,
+        }
+    }
+
+    /// What it is, for the task dump.
+    pub(crate) fn awaited(&self) -> crate::dump::Awaited {
+        match self {
+            Waiter::Task(task) => crate::dump::Awaited::Task(task.id()),
+            Waiter::Other(other) => other.awaited(),
         }
     }
 

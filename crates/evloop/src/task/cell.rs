@@ -90,6 +90,8 @@ pub(crate) trait TaskObject {
     fn take_unreported_panic(&self) -> Option<Panic>;
     /// Records what the current step is suspended on.
     fn register_waiter(&self, waiter: Waiter);
+    /// What the task is suspended on, if it is one evloop awaitable (for the task dump).
+    fn awaiting(&self) -> Option<Waiter>;
     /// Takes the current step's waiter away (its awaitable is being dropped).
     fn take_waiter(&self) -> Option<Waiter>;
     /// See `cancel::resolve_delegation`.
@@ -686,6 +688,13 @@ where
 
     fn take_waiter(&self) -> Option<Waiter> {
         self.waiter.take()
+    }
+
+    fn awaiting(&self) -> Option<Waiter> {
+        if self.polling.get() {
+            return None; // running now: not suspended on anything
+        }
+        self.waiter.single()
     }
 
     fn resolve_delegation(&self, waiter_id: usize, ended_cancelled: bool) -> bool {
