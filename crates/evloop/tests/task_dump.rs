@@ -28,7 +28,7 @@ fn the_dump_is_a_tree_of_who_awaits_whom() {
             .await;
         });
         gathering.set_name("gathering");
-        let top = evloop::create_task(async move { gathering.await });
+        let top = evloop::create_task(gathering);
         top.set_name("top");
         evloop::sleep(Duration::from_millis(5)).await;
         let dump = evloop::task_dump();
