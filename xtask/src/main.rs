@@ -323,9 +323,10 @@ const FEATURES: &[(&str, &[&str])] = &[
             "process-pool",
             "hyper",
             "tokio-io",
+            "tracing",
         ],
     ),
-    ("evloop-reactor", &["net", "process", "signal"]),
+    ("evloop-reactor", &["net", "process", "signal", "tracing"]),
 ];
 
 /// `cargo check` (the library only: tests and examples assume the defaults) of every feature

@@ -79,7 +79,7 @@ pub use evloop_reactor::net;
 pub use evloop_reactor::process;
 pub use evloop_reactor::{
     Builder, ClockHold, ContextVar, EventLoop, ExceptionContext, ExceptionHandler, Handle,
-    RemoteHandle, TimerHandle, copy_context, default_exception_handler, get_running_loop,
+    RemoteHandle, Severity, TimerHandle, copy_context, default_exception_handler, get_running_loop,
 };
 #[cfg(feature = "thread-pool")]
 pub use evloop_thread_pool::{JobError, ThreadPoolExecutor};

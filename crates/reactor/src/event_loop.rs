@@ -22,7 +22,7 @@ use evloop_callbacks::{Context, Handle, Ready, ReadyQueue, TaskRef, TimerHandle,
 use mio::{Events, Poll, Token};
 
 use crate::clock::Clock;
-use crate::exception::{ExceptionContext, ExceptionHandler, default_exception_handler};
+use crate::exception::{ExceptionContext, ExceptionHandler, Severity, default_exception_handler};
 use crate::io::IoState;
 use crate::remote::{RemoteHandle, RemoteItem, Shared};
 use crate::{LoopError, Panic};
@@ -820,6 +820,7 @@ impl EventLoop {
                         "Executing {handle:?} took {:.3} seconds",
                         took.as_secs_f64()
                     ))
+                    .with_severity(Severity::Warning)
                     .with_handle(handle),
                 );
             }
@@ -850,6 +851,7 @@ impl EventLoop {
                         "Executing {described} took {:.3} seconds",
                         took.as_secs_f64()
                     ))
+                    .with_severity(Severity::Warning)
                     .with_task(described),
                 );
             }

@@ -59,7 +59,7 @@ pub use evloop_callbacks::{
     Context, ContextError, ContextVar, Handle, Scope, Snapshot, TaskRef, TaskRefVTable,
     TimerHandle, Token, copy_context,
 };
-pub use exception::{ExceptionContext, ExceptionHandler, default_exception_handler};
+pub use exception::{ExceptionContext, ExceptionHandler, Severity, default_exception_handler};
 pub use remote::{ClockHold, RemoteHandle};
 #[cfg(feature = "signal")]
 pub use signal::{SignalError, has_default_disposition};

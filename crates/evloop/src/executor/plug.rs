@@ -191,7 +191,7 @@ impl<J: Job> Executor<J> for ThreadPoolExecutor {
     type Error = JobError;
 
     fn submit(&self, job: J) -> Result<JobFuture<J::Output, JobError>, ExecutorError> {
-        Ok(ThreadPoolExecutor::submit(self, move || job.run())?)
+        Ok(ThreadPoolExecutor::submit(self, traced(job))?)
     }
 }
 
@@ -219,6 +219,20 @@ where
 
     fn submit(&self, job: Call<F, A>) -> Result<JobFuture<R, ProcessPoolError>, ExecutorError> {
         Ok(ProcessPool::submit(self, job.function, job.arg)?)
+    }
+}
+
+/// `job` as a closure for a thread pool; with the `tracing` feature it runs inside an
+/// `executor_job` span (target `evloop`, the job's type as `job`) whose parent is the span
+/// current at submission (the submitting task's), so the worker thread's events carry both.
+fn traced<J: Job>(job: J) -> impl FnOnce() -> J::Output + Send + 'static {
+    #[cfg(feature = "tracing")]
+    let span =
+        tracing::info_span!(target: "evloop", "executor_job", job = std::any::type_name::<J>());
+    move || {
+        #[cfg(feature = "tracing")]
+        let _entered = span.enter();
+        job.run()
     }
 }
 
@@ -262,7 +276,7 @@ impl<J: Job> ExecutorArg<J> for Option<&ThreadPoolExecutor> {
         lp: &EventLoop,
         job: J,
     ) -> Result<JobFuture<J::Output, JobError>, ExecutorError> {
-        let f = move || job.run();
+        let f = traced(job);
         Ok(match self {
             Some(pool) => pool.submit(f)?,
             None => DefaultExecutor::of(lp).with(lp, |pool| pool.submit(f))??,

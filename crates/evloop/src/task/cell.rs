@@ -139,6 +139,10 @@ pub(crate) struct TaskCell<F: Future> {
     /// What most tasks never use, allocated on first use: a cell stays small, which is most of
     /// what spawning costs (see [`Cold`]).
     cold: RefCell<Option<Box<Cold>>>,
+    /// The task's span (feature `tracing`): entered for every step, so events from the task
+    /// carry its name, id and creation site.
+    #[cfg(feature = "tracing")]
+    span: tracing::Span,
 }
 
 /// The parts of a task that only names, cancellation, `catch_cancel`, done callbacks and panics
@@ -192,6 +196,14 @@ where
             context: Cell::new(context),
             waiter: WaiterRecord::default(),
             cold: RefCell::new(None),
+            #[cfg(feature = "tracing")]
+            span: tracing::info_span!(
+                target: "evloop",
+                "task",
+                id,
+                name = %format_args!("Task-{id}"),
+                created_at = %created_at,
+            ),
         })
     }
 
@@ -364,6 +376,8 @@ where
         self.polling.set(true);
         self.cancelled_in_step.set(false);
         let polled = {
+            #[cfg(feature = "tracing")]
+            let _span = self.span.enter();
             let _current = CurrentGuard::enter(&**self as &dyn TaskObject);
             // SAFETY: only `step` (never re-entered: a task is not polled from its own poll) and
             // `drop_future` (never called while polling) touch the future, on the loop thread.
@@ -559,6 +573,8 @@ where
     }
 
     fn set_name(&self, name: String) {
+        #[cfg(feature = "tracing")]
+        self.span.record("name", name.as_str());
         let old = self.cold().name.replace(name);
         drop(old);
     }
