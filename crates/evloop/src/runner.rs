@@ -292,17 +292,20 @@ impl Runner {
         let handle = main.any();
         let sigint = SigintGuard::install(&lp, handle.clone());
         let outcome = run_spawned(&lp, main);
-        let interrupts = sigint.map_or(0, SigintGuard::finish);
+        let interrupts = sigint.map(SigintGuard::finish);
         self.context = handle.get_context();
+        let (count, cancelled_main) =
+            interrupts.map_or((0, false), |i| (i.count, i.cancelled_main));
         match outcome {
             // asyncio: `if self._interrupt_count > 0 and task.uncancel() == 0: raise
-            // KeyboardInterrupt()`; a main the program had cancelled too stays a cancellation.
+            // KeyboardInterrupt()`: a main the program had cancelled as well stays a
+            // cancellation (so does one that ended before the Ctrl-C could reach it).
             Err(RunError::Task(error))
-                if interrupts > 0 && error.is_cancelled() && handle.uncancel() == 0 =>
+                if cancelled_main && error.is_cancelled() && handle.uncancel() == 0 =>
             {
                 Err(RunError::Interrupted)
             }
-            Err(RunError::StoppedBeforeComplete) if interrupts > 1 => Err(RunError::Interrupted),
+            Err(RunError::StoppedBeforeComplete) if count > 1 => Err(RunError::Interrupted),
             outcome => outcome,
         }
     }

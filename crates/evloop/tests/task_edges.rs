@@ -14,7 +14,10 @@ fn a_loop_future_of_another_loop_is_refused_when_awaited() {
     let outcome = vrun(async move { foreign.await }).unwrap();
     let error = outcome.unwrap_err();
     assert!(matches!(error, FutureError::DifferentLoop(_)), "{error}");
-    assert!(error.to_string().contains("attached to a different loop"), "{error}");
+    assert!(
+        error.to_string().contains("attached to a different loop"),
+        "{error}"
+    );
     other.close().unwrap();
 }
 
@@ -26,7 +29,10 @@ fn a_task_of_another_loop_is_refused_by_run_until_complete() {
     let outcome = second.run_until_complete(task).unwrap();
     let error = outcome.unwrap_err();
     assert!(matches!(error, TaskError::DifferentLoop(_)), "{error}");
-    assert!(error.to_string().contains("attached to a different loop"), "{error}");
+    assert!(
+        error.to_string().contains("attached to a different loop"),
+        "{error}"
+    );
     // On its own loop it still runs.
     first.run_once().unwrap();
     first.close().unwrap();
@@ -49,7 +55,9 @@ fn a_task_repr_names_it_and_where_it_was_created() {
         "{repr}"
     );
     assert!(
-        repr.ends_with(&format!("created at crates/evloop/tests/task_edges.rs:{line}:20>")),
+        repr.ends_with(&format!(
+            "created at crates/evloop/tests/task_edges.rs:{line}:20>"
+        )),
         "{repr}"
     );
 }
@@ -73,8 +81,15 @@ fn the_slow_callback_report_of_a_task_names_the_task() {
         .iter()
         .find(|r| r.message.contains("name='slowpoke'"))
         .expect("the task's step was reported");
-    assert!(slow.message.starts_with("Executing <Task "), "{}", slow.message);
-    assert!(slow.message.contains("created at crates/evloop/tests/task_edges.rs:"));
+    assert!(
+        slow.message.starts_with("Executing <Task "),
+        "{}",
+        slow.message
+    );
+    assert!(
+        slow.message
+            .contains("created at crates/evloop/tests/task_edges.rs:")
+    );
     assert!(slow.message.ends_with(" seconds"), "{}", slow.message);
 }
 
@@ -92,6 +107,12 @@ fn an_unretrieved_panic_report_names_the_task() {
     assert_eq!(reports.len(), 1, "{reports:?}");
     assert_eq!(reports[0].message, "Task exception was never retrieved");
     let task = reports[0].task.as_deref().unwrap();
-    assert!(task.starts_with("<Task failed name='doomed' coro=<"), "{task}");
-    assert!(task.contains("created at crates/evloop/tests/task_edges.rs:"), "{task}");
+    assert!(
+        task.starts_with("<Task failed name='doomed' coro=<"),
+        "{task}"
+    );
+    assert!(
+        task.contains("created at crates/evloop/tests/task_edges.rs:"),
+        "{task}"
+    );
 }
