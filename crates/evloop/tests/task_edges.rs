@@ -11,7 +11,7 @@ use evloop_test_support::{record_reports, record_running_reports, vrun};
 fn a_loop_future_of_another_loop_is_refused_when_awaited() {
     let other = EventLoop::new().unwrap();
     let foreign = other.create_future::<u32>();
-    let outcome = vrun(async move { foreign.await }).unwrap();
+    let outcome = vrun(foreign).unwrap();
     let error = outcome.unwrap_err();
     assert!(matches!(error, FutureError::DifferentLoop(_)), "{error}");
     assert!(
@@ -75,7 +75,7 @@ fn the_slow_callback_report_of_a_task_names_the_task() {
             task.await.unwrap();
         })
         .unwrap();
-    runner.close();
+    runner.close().unwrap();
     let reports = reports.borrow();
     let slow = reports
         .iter()

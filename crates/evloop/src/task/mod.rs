@@ -26,6 +26,7 @@ use crate::error::{Cancelled, TaskError};
 pub use cancel::Raise;
 pub(crate) use cancel::{Cancellable, Waiter, register_waiter, resolve_delegation, take_waiter};
 pub use catch::{CatchCancel, catch_cancel};
+pub(crate) use cell::report;
 use cell::{JoinTarget, Status, TaskCell, TaskObject};
 use registry::TaskRegistry;
 
