@@ -41,6 +41,10 @@ use crate::task::current::CurrentGuard;
 
 /// Queued for a poll: further wake-ups are no-ops until the poll starts.
 const SCHEDULED: u8 = 1;
+/// Step flag: the future is being polled (a cancel now is a request made during the step).
+const POLLING: u8 = 1;
+/// Step flag: a cancel was requested during the current step.
+const CANCELLED_IN_STEP: u8 = 2;
 /// Finished: wake-ups are no-ops.
 const DONE: u8 = 2;
 
@@ -88,8 +92,9 @@ pub(crate) trait TaskObject {
     /// The task's panic, if it panicked and nobody retrieved or reported it yet; taking it
     /// counts as reporting it.
     fn take_unreported_panic(&self) -> Option<Panic>;
-    /// Records what the current step is suspended on.
-    fn register_waiter(&self, waiter: Waiter);
+    /// Records what the current step is suspended on: awaitable `id`, built by `make` if it is
+    /// not recorded yet.
+    fn register_waiter(&self, id: usize, make: &mut dyn FnMut() -> Option<Waiter>);
     /// Takes the current step's waiter away (its awaitable is being dropped).
     fn take_waiter(&self) -> Option<Waiter>;
     /// See `cancel::resolve_delegation`.
@@ -123,9 +128,8 @@ pub(crate) struct TaskCell<F: Future> {
     future: UnsafeCell<Option<F>>,
     status: Cell<Status>,
     /// The step is running (a cancel now is a request made during the step).
-    polling: Cell<bool>,
-    /// A cancel was requested during the current step.
-    cancelled_in_step: Cell<bool>,
+    /// `POLLING` / `CANCELLED_IN_STEP` (one byte: set and cleared on every step).
+    step_flags: Cell<u8>,
     output: RefCell<Option<Result<F::Output, TaskError>>>,
     join_waker: RefCell<Option<Waker>>,
     handle_alive: Cell<bool>,
@@ -181,8 +185,7 @@ where
             created_at,
             future: UnsafeCell::new(Some(future)),
             status: Cell::new(Status::Pending),
-            polling: Cell::new(false),
-            cancelled_in_step: Cell::new(false),
+            step_flags: Cell::new(0),
             output: RefCell::new(None),
             join_waker: RefCell::new(None),
             handle_alive: Cell::new(true),
@@ -191,6 +194,10 @@ where
             waiter: WaiterRecord::default(),
             cold: RefCell::new(None),
         })
+    }
+
+    fn polling(&self) -> bool {
+        self.step_flags.get() & POLLING != 0
     }
 
     /// The cold part, created on first use. The borrow must end before any user code runs.
@@ -212,12 +219,11 @@ where
     }
 
     fn delegated_to(&self) -> Option<usize> {
+        if !crate::task::cancel::delegations_pending() {
+            return None;
+        }
         let cold = self.cold.borrow();
-        cold.as_ref()?
-            .requests
-            .delegation
-            .as_ref()
-            .map(|(id, _)| *id)
+        cold.as_ref()?.requests.delegated_to()
     }
 
     const TASK_VTABLE: TaskRefVTable = TaskRefVTable {
@@ -359,8 +365,7 @@ where
         });
         let mut cx = Context::from_waker(&waker);
         let context = Scope::enter_task(self.context.take(), self.id);
-        self.polling.set(true);
-        self.cancelled_in_step.set(false);
+        self.step_flags.set(POLLING);
         let polled = {
             let _current = CurrentGuard::enter(&**self as &dyn TaskObject);
             // SAFETY: only `step` (never re-entered: a task is not polled from its own poll) and
@@ -376,7 +381,7 @@ where
                 None => Ok(Poll::Pending),
             }
         };
-        self.polling.set(false);
+        self.step_flags.set(self.step_flags.get() & !POLLING);
         self.context.set(context.exit());
         polled
     }
@@ -389,11 +394,11 @@ where
                 None => return,
                 Some(cold) => {
                     let abandoned =
-                        cold.requests.delegation.is_some() && !self.waiter.delegate_seen();
+                        cold.requests.delegated_to().is_some() && !self.waiter.delegate_seen();
                     if abandoned {
                         // The awaitable that took our request was dropped or is no longer
                         // polled: the request becomes a plain one, never lost.
-                        let (_, cancelled) = cold.requests.delegation.take().expect("checked");
+                        let (_, cancelled) = cold.requests.take_delegation().expect("checked");
                         cold.requests.deliver(cancelled);
                     }
                     abandoned
@@ -402,15 +407,12 @@ where
         };
         // A request made during the step goes to what the step is now waiting on, as asyncio's
         // __step cancels a future yielded while _must_cancel is set.
-        if self.cancelled_in_step.get() && !delegate_abandoned {
+        if self.step_flags.get() & CANCELLED_IN_STEP != 0 && !delegate_abandoned {
             if let Some(waiter) = self.waiter.single() {
                 let request = self.cold().requests.take_undelivered();
                 if let Some(cancelled) = request {
                     if waiter.cancel(&cancelled) {
-                        let mut cold = self.cold();
-                        if cold.requests.delegation.is_none() {
-                            cold.requests.delegation = Some((waiter.id(), cancelled));
-                        }
+                        self.cold().requests.delegate(waiter.id(), cancelled);
                     } else {
                         self.cold().requests.deliver(cancelled);
                     }
@@ -477,7 +479,7 @@ where
         // may touch this task again.
         let (frames, callbacks) = match self.cold.borrow_mut().as_mut() {
             Some(cold) => {
-                cold.requests.delegation = None;
+                drop(cold.requests.take_delegation());
                 (
                     std::mem::take(&mut cold.requests.frames),
                     std::mem::take(&mut cold.done_callbacks),
@@ -589,18 +591,16 @@ where
         }
         self.cancels_requested
             .set(self.cancels_requested.get().saturating_add(1));
-        if self.polling.get() {
+        if self.polling() {
             // Requested during our own step (a task cancelling itself, say): the step decides
             // when it ends (see `after_pending_poll`).
-            self.cancelled_in_step.set(true);
+            self.step_flags
+                .set(self.step_flags.get() | CANCELLED_IN_STEP);
         } else if let Some(waiter) = self.waiter.single() {
             // Suspended on an evloop awaitable: cancel that; the cancellation comes back through
             // it (asyncio: `self._fut_waiter.cancel(msg)`).
             if waiter.cancel(&cancelled) {
-                let mut cold = self.cold();
-                if cold.requests.delegation.is_none() {
-                    cold.requests.delegation = Some((waiter.id(), cancelled));
-                }
+                self.cold().requests.delegate(waiter.id(), cancelled);
                 return true;
             }
         }
@@ -671,16 +671,19 @@ where
             requests.deliver(request);
             drop(cold);
             drop(removed);
-            if !self.polling.get() {
+            if !self.polling() {
                 self.request_wake();
             }
         }
     }
 
-    fn register_waiter(&self, waiter: Waiter) {
-        if self.polling.get() {
+    fn register_waiter(&self, id: usize, make: &mut dyn FnMut() -> Option<Waiter>) {
+        if id == (self as *const Self).cast::<()>() as usize {
+            panic!("Task cannot await on itself: {}", self.describe());
+        }
+        if self.polling() {
             let delegated = self.delegated_to();
-            self.waiter.register(waiter, delegated);
+            self.waiter.register(id, make, delegated);
         }
     }
 
@@ -694,11 +697,10 @@ where
             let Some(cold) = cold.as_mut() else {
                 return false;
             };
-            match &cold.requests.delegation {
-                Some((id, _)) if *id == waiter_id => {}
-                _ => return false,
+            if cold.requests.delegated_to() != Some(waiter_id) {
+                return false;
             }
-            let (_, cancelled) = cold.requests.delegation.take().expect("checked");
+            let (_, cancelled) = cold.requests.take_delegation().expect("checked");
             cancelled
         };
         if ended_cancelled {
