@@ -31,13 +31,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
-use evloop_reactor::{
-    EventLoop, ExceptionContext, Panic, RemoteHandle, Scope, Snapshot, TaskRef, TaskRefVTable,
-};
+use evloop_reactor::{EventLoop, ExceptionContext, Panic, Scope, Snapshot, TaskRef, TaskRefVTable};
 
 use crate::error::{Cancelled, TaskError};
 use crate::task::cancel::{FrameSlot, Requests, Waiter, WaiterRecord};
 use crate::task::current::CurrentGuard;
+use crate::task::schedule::{LoopSchedule, Schedule};
 
 /// Queued for a poll: further wake-ups are no-ops until the poll starts.
 const SCHEDULED: u8 = 1;
@@ -114,14 +113,13 @@ pub(crate) trait JoinTarget<T>: TaskObject {
 }
 
 /// The part of the cell that other threads may read.
-struct Header {
+struct Header<S> {
     state: AtomicU8,
-    loop_id: u64,
-    remote: RemoteHandle,
+    scheduler: S,
 }
 
-pub(crate) struct TaskCell<F: Future> {
-    header: Header,
+pub(crate) struct TaskCell<F: Future, S = LoopSchedule> {
+    header: Header<S>,
     id: u64,
     created_at: &'static Location<'static>,
     /// Loop-thread only (see the module doc).
@@ -159,27 +157,44 @@ struct Cold {
 // the Arc's reference counts; every other field, including the future and the output, is only
 // read, written and dropped on the loop thread; the module doc explains why nothing !Send is left
 // in the cell when the last reference may be released elsewhere.
-unsafe impl<F: Future> Send for TaskCell<F> {}
+unsafe impl<F: Future, S: Send> Send for TaskCell<F, S> {}
 // SAFETY: as for Send: shared access from other threads is limited to `header`.
-unsafe impl<F: Future> Sync for TaskCell<F> {}
+unsafe impl<F: Future, S: Sync> Sync for TaskCell<F, S> {}
 
 impl<F> TaskCell<F>
 where
     F: Future + 'static,
     F::Output: 'static,
 {
-    pub(crate) fn new(
+    /// A task of `lp`'s.
+    pub(crate) fn on_loop(
         future: F,
         id: u64,
         lp: &EventLoop,
         created_at: &'static Location<'static>,
         context: Option<Snapshot>,
     ) -> Arc<Self> {
+        TaskCell::new(future, id, LoopSchedule::new(lp), created_at, context)
+    }
+}
+
+impl<F, S> TaskCell<F, S>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+    S: Schedule,
+{
+    pub(crate) fn new(
+        future: F,
+        id: u64,
+        scheduler: S,
+        created_at: &'static Location<'static>,
+        context: Option<Snapshot>,
+    ) -> Arc<Self> {
         Arc::new(TaskCell {
             header: Header {
                 state: AtomicU8::new(0),
-                loop_id: lp.id(),
-                remote: lp.remote(),
+                scheduler,
             },
             id,
             created_at,
@@ -253,18 +268,10 @@ where
         // Arc<Self>, which `into_raw` just gave up; drop_raw only releases a count and
         // describe_raw only reads loop-thread state on the loop thread (the reactor describes a
         // task it is about to run), so both are sound wherever the reference travels; run_raw is
-        // only ever called by the loop that the task belongs to, on its thread, because the
-        // reference is only queued on that loop (the fast path checks the loop id, the slow path
-        // is the loop's own remote queue).
+        // only ever called on the thread of the loop the task belongs to, because the reference
+        // is only handed to the task's scheduler, whose contract that is (see `Schedule`).
         let task = unsafe { TaskRef::from_raw(raw, &Self::TASK_VTABLE) };
-        // Loop thread, loop running: straight into the ready queue, with no lock and no
-        // reference-counted loop handle.
-        if let Err(task) = EventLoop::schedule_task_if_running(header.loop_id, task) {
-            // Another thread, or the loop is not running: through the thread-safe queue, which
-            // wakes the loop only if it is blocked. A closed loop hands the reference back and
-            // it is released here, which never drops the future (see the module doc).
-            let _ = header.remote.schedule_task(task);
-        }
+        header.scheduler.schedule(task);
     }
 
     /// Borrows the `Arc` a waker or task reference points at, without touching its count.
@@ -537,10 +544,11 @@ pub(crate) fn report(context: ExceptionContext) {
     });
 }
 
-impl<F> TaskObject for TaskCell<F>
+impl<F, S> TaskObject for TaskCell<F, S>
 where
     F: Future + 'static,
     F::Output: 'static,
+    S: Schedule,
 {
     fn id(&self) -> u64 {
         self.id
@@ -582,7 +590,7 @@ where
     }
 
     fn loop_id(&self) -> u64 {
-        self.header.loop_id
+        self.header.scheduler.loop_id()
     }
 
     fn cancel(&self, cancelled: Cancelled) -> bool {
@@ -720,10 +728,11 @@ where
     }
 }
 
-impl<F> JoinTarget<F::Output> for TaskCell<F>
+impl<F, S> JoinTarget<F::Output> for TaskCell<F, S>
 where
     F: Future + 'static,
     F::Output: 'static,
+    S: Schedule,
 {
     fn poll_join(&self, cx: &mut Context<'_>) -> Poll<Result<F::Output, TaskError>> {
         if let Some(output) = self.take_output() {
@@ -761,5 +770,202 @@ where
 
     fn as_task_object(self: Arc<Self>) -> Arc<dyn TaskObject> {
         self
+    }
+}
+
+/// The cell's state machine apart from any loop: a scheduler that only collects the queued steps,
+/// which the tests then run by hand.
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::future::poll_fn;
+    use std::sync::Mutex;
+    use std::sync::atomic::AtomicUsize;
+    use std::thread::{self, ThreadId};
+
+    use super::*;
+    use crate::task::current;
+
+    /// Collects queued steps; `run_all` runs them in order, as a loop would.
+    #[derive(Clone, Default)]
+    struct Steps(Arc<Mutex<Vec<TaskRef>>>);
+
+    impl Schedule for Steps {
+        fn schedule(&self, task: TaskRef) {
+            self.0.lock().unwrap().push(task);
+        }
+        fn loop_id(&self) -> u64 {
+            0
+        }
+    }
+
+    impl Steps {
+        fn queued(&self) -> usize {
+            self.0.lock().unwrap().len()
+        }
+
+        fn run_all(&self) {
+            loop {
+                let next = self.0.lock().unwrap().pop();
+                match next {
+                    Some(task) => task.run(),
+                    None => break,
+                }
+            }
+        }
+    }
+
+    #[track_caller]
+    fn spawn<F>(future: F) -> (Arc<TaskCell<F, Steps>>, Steps)
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        let steps = Steps::default();
+        let cell = TaskCell::new(future, 1, steps.clone(), Location::caller(), None);
+        cell.schedule_first();
+        (cell, steps)
+    }
+
+    #[test]
+    fn a_wake_after_the_task_is_done_queues_nothing() {
+        let kept: Rc<RefCell<Option<Waker>>> = Rc::default();
+        let slot = kept.clone();
+        let (cell, steps) = spawn(poll_fn(move |cx| {
+            *slot.borrow_mut() = Some(cx.waker().clone());
+            Poll::Ready(5)
+        }));
+        steps.run_all();
+        assert_eq!(cell.take_output(), Some(Ok(5)));
+        let waker = kept.borrow_mut().take().unwrap();
+        waker.wake_by_ref();
+        waker.wake();
+        assert_eq!(steps.queued(), 0);
+    }
+
+    #[test]
+    fn a_wake_from_another_thread_during_the_poll_is_not_lost() {
+        let polls = Rc::new(Cell::new(0));
+        let count = polls.clone();
+        let (cell, steps) = spawn(poll_fn(move |cx| {
+            count.set(count.get() + 1);
+            if count.get() == 2 {
+                return Poll::Ready(());
+            }
+            let waker = cx.waker().clone();
+            thread::spawn(move || waker.wake()).join().unwrap();
+            Poll::Pending
+        }));
+        steps.run_all();
+        assert_eq!(
+            polls.get(),
+            2,
+            "the wake during the first poll queued a second step"
+        );
+        assert_eq!(cell.status(), Status::Finished);
+    }
+
+    #[test]
+    fn a_cancel_during_the_poll_ends_the_task_at_that_step() {
+        let (cell, steps) = spawn(poll_fn(|_| {
+            current::current()
+                .unwrap()
+                .cancel(Cancelled::with_message("self"));
+            Poll::<()>::Pending
+        }));
+        steps.run_all();
+        assert_eq!(cell.status(), Status::Cancelled);
+        assert_eq!(
+            cell.take_output(),
+            Some(Err(TaskError::Cancelled(Cancelled::with_message("self"))))
+        );
+    }
+
+    #[test]
+    fn the_last_reference_released_on_another_thread_drops_nothing_there() {
+        struct Witness(Arc<Mutex<Option<ThreadId>>>, #[allow(dead_code)] Rc<()>);
+        impl Drop for Witness {
+            fn drop(&mut self) {
+                *self.0.lock().unwrap() = Some(thread::current().id());
+            }
+        }
+        let dropped_on = Arc::new(Mutex::new(None));
+        let witness = Witness(dropped_on.clone(), Rc::new(()));
+        let kept: Arc<Mutex<Option<Waker>>> = Arc::default();
+        let slot = kept.clone();
+        let (cell, steps) = spawn(poll_fn(move |cx| {
+            let _witness = &witness; // a !Send future
+            *slot.lock().unwrap() = Some(cx.waker().clone());
+            Poll::<Rc<()>>::Pending
+        }));
+        steps.run_all();
+        assert!(cell.cancel(Cancelled::new()));
+        steps.run_all(); // the cancelled step drops the future here
+        cell.handle_dropped(); // what the `Task` handle's drop does: the output goes too
+        drop(cell);
+        assert_eq!(*dropped_on.lock().unwrap(), Some(thread::current().id()));
+        // Only the waker is left: the cell is freed on another thread, with nothing !Send in it.
+        let waker = kept.lock().unwrap().take().unwrap();
+        thread::spawn(move || drop(waker)).join().unwrap();
+    }
+
+    #[test]
+    fn a_panicking_destructor_is_caught_and_the_future_is_dropped_once() {
+        struct Bomb(Arc<AtomicUsize>);
+        impl Future for Bomb {
+            type Output = ();
+            fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
+                Poll::Pending
+            }
+        }
+        impl Drop for Bomb {
+            fn drop(&mut self) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+                panic!("boom in drop");
+            }
+        }
+        let drops = Arc::new(AtomicUsize::new(0));
+        let (cell, steps) = spawn(Bomb(drops.clone()));
+        steps.run_all();
+        cell.cancel(Cancelled::new());
+        steps.run_all();
+        assert_eq!(cell.status(), Status::Cancelled);
+        drop(cell);
+        assert_eq!(drops.load(Ordering::SeqCst), 1, "dropped exactly once");
+    }
+
+    #[test]
+    fn a_pinned_future_is_dropped_where_it_was_polled() {
+        /// Records where it was pinned; its drop says whether it is still there.
+        struct Pinned {
+            at: Cell<usize>,
+            same_place: Rc<Cell<Option<bool>>>,
+        }
+        impl Future for Pinned {
+            type Output = ();
+            fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
+                self.at.set(&*self as *const Pinned as usize);
+                Poll::Pending
+            }
+        }
+        impl Drop for Pinned {
+            fn drop(&mut self) {
+                self.same_place
+                    .set(Some(self.at.get() == self as *const Pinned as usize));
+            }
+        }
+        let same_place = Rc::new(Cell::new(None));
+        let (cell, steps) = spawn(Pinned {
+            at: Cell::new(0),
+            same_place: same_place.clone(),
+        });
+        steps.run_all();
+        cell.cancel(Cancelled::new());
+        steps.run_all();
+        assert_eq!(
+            same_place.get(),
+            Some(true),
+            "a pinned future must not move, even to be dropped"
+        );
     }
 }

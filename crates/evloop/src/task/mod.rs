@@ -10,6 +10,7 @@ mod catch;
 mod cell;
 mod current;
 mod registry;
+mod schedule;
 
 use std::fmt;
 use std::future::Future;
@@ -50,7 +51,7 @@ where
     }
     let id = NEXT_TASK_ID.fetch_add(1, Ordering::Relaxed);
     let context = context.unwrap_or_else(Snapshot::capture);
-    let cell = TaskCell::new(future, id, lp, created_at, context);
+    let cell = TaskCell::on_loop(future, id, lp, created_at, context);
     TaskRegistry::of(lp).add(cell.clone());
     if lp.is_running() {
         cell.schedule_first();
