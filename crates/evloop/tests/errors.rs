@@ -63,7 +63,7 @@ fn question_mark_takes_a_future_error_into_anyhow() {
 fn run_twice() -> anyhow::Result<()> {
     let mut runner = evloop::Runner::new();
     runner.run(async {})?;
-    runner.close();
+    runner.close()?;
     runner.run(async {})?;
     Ok(())
 }

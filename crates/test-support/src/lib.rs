@@ -22,8 +22,8 @@ where
 {
     let mut runner = Runner::with_builder(EventLoop::builder().virtual_clock(true));
     let outcome = runner.run(main);
-    runner.close();
-    outcome
+    let closed = runner.close();
+    closed.and(outcome)
 }
 
 /// One report that reached the exception handler.
