@@ -13,6 +13,9 @@
 //! summary gives medians and evloop/tokio ratios. Skipped, with a message, when `wrk` is not
 //! installed (`apt-get install wrk`).
 
+#[path = "cpu_time.rs"]
+mod cpu_time;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -82,18 +85,7 @@ impl Server {
 
     /// The server's CPU time (user + system) so far, from /proc.
     fn cpu(&self) -> Duration {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
-        let fields: Vec<&str> = stat
-            .rsplit(')')
-            .next()
-            .unwrap()
-            .split_whitespace()
-            .collect();
-        // After the command name: utime and stime are fields 14 and 15 (1-based).
-        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-        // SAFETY: sysconf has no preconditions.
-        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
-        Duration::from_nanos(ticks * 1_000_000_000 / hz)
+        cpu_time::cpu_time(self.child.id())
     }
 
     /// One wrk round: (requests/s, server CPU µs per request).
