@@ -231,3 +231,52 @@ fn shutdown_after_the_peer_reset_the_connection_succeeds() {
     })
     .unwrap();
 }
+
+async fn body_length(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let body = request.into_body().collect().await.unwrap().to_bytes();
+    let sum: u64 = body.iter().map(|b| u64::from(*b)).sum();
+    Ok(Response::new(Full::new(Bytes::from(format!(
+        "{} {sum}",
+        body.len()
+    )))))
+}
+
+/// A body many times the adapter's read size arrives whole.
+#[test]
+fn a_large_request_body_arrives_whole() {
+    let body: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    let expected = format!(
+        "{} {}",
+        body.len(),
+        body.iter().map(|b| u64::from(*b)).sum::<u64>()
+    );
+    let answer = evloop::run(async move {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = evloop::create_task(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            hyper::server::conn::http1::Builder::new()
+                .serve_connection(
+                    HyperIo::new(stream),
+                    hyper::service::service_fn(body_length),
+                )
+                .await
+        });
+        let stream = TcpStream::connect(addr).await.unwrap();
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(HyperIo::new(stream))
+            .await
+            .unwrap();
+        LoopExecutor::new().unwrap().execute(conn);
+        let request = Request::post("/")
+            .header("host", "localhost")
+            .body(Full::new(Bytes::from(body)))
+            .unwrap();
+        let response = sender.send_request(request).await.unwrap();
+        let answer = response.into_body().collect().await.unwrap().to_bytes();
+        drop(sender);
+        server.await.unwrap().unwrap();
+        answer
+    })
+    .unwrap();
+    assert_eq!(answer, expected);
+}

@@ -90,12 +90,17 @@ use futures_io::{AsyncRead, AsyncWrite};
 #[derive(Debug)]
 pub struct TokioIo<T> {
     inner: T,
+    /// Reads into uninitialized space land here first; allocated on first need.
+    scratch: Option<Box<[u8]>>,
 }
 
 impl<T> TokioIo<T> {
     /// Wraps `inner`.
     pub fn new(inner: T) -> TokioIo<T> {
-        TokioIo { inner }
+        TokioIo {
+            inner,
+            scratch: None,
+        }
     }
 
     /// The wrapped stream.
@@ -120,17 +125,38 @@ impl<T: AsyncRead + Unpin> tokio::io::AsyncRead for TokioIo<T> {
         cx: &mut Context<'_>,
         buf: &mut tokio::io::ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        // `initialize_unfilled` zeroes only what was never initialized, so a reused buffer (a
-        // codec's BytesMut) is zeroed once, not on every read.
-        let n = match Pin::new(&mut self.inner).poll_read(cx, buf.initialize_unfilled()) {
+        let this = &mut *self;
+        let ready = buf.initialized().len() - buf.filled().len();
+        if ready > 0 {
+            // Initialized space (a caller's `&mut [u8]`): read straight into it.
+            let n = match Pin::new(&mut this.inner).poll_read(cx, buf.initialize_unfilled_to(ready))
+            {
+                Poll::Ready(Ok(n)) => n,
+                Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
+                Poll::Pending => return Poll::Pending,
+            };
+            buf.advance(n);
+            return Poll::Ready(Ok(()));
+        }
+        // Uninitialized space (a codec's `BytesMut`, offered afresh on every call): zeroing it
+        // each time would cost more than the read, so read into a scratch buffer zeroed once
+        // and copy the bytes read (as `HyperIo` does).
+        let scratch = this
+            .scratch
+            .get_or_insert_with(|| vec![0; SCRATCH].into_boxed_slice());
+        let len = buf.remaining().min(scratch.len());
+        let n = match Pin::new(&mut this.inner).poll_read(cx, &mut scratch[..len]) {
             Poll::Ready(Ok(n)) => n,
             Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
             Poll::Pending => return Poll::Pending,
         };
-        buf.advance(n);
+        buf.put_slice(&scratch[..n]);
         Poll::Ready(Ok(()))
     }
 }
+
+/// The scratch buffer's size: the most one read into uninitialized space takes.
+const SCRATCH: usize = 16 * 1024;
 
 impl<T: AsyncWrite + Unpin> tokio::io::AsyncWrite for TokioIo<T> {
     forward_write!();
