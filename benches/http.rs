@@ -5,7 +5,12 @@
 //! ```text
 //! cargo bench -p evloop-benches --bench http              # 5 rounds of 3 s per server
 //! cargo bench -p evloop-benches --bench http -- 9 5       # 9 rounds of 5 s
+//! cargo bench -p evloop-benches --bench http -- callgrind # instructions per request instead
 //! ```
+//!
+//! Wall-clock figures swing on a shared machine; `callgrind` runs each server under valgrind
+//! (startup measured alone and subtracted) while wrk loads it, and reports instructions per
+//! request, which do not.
 //!
 //! Each server runs in a child process (this binary re-executed with `EVLOOP_HTTP_SERVER`); the
 //! rounds alternate between the servers so that noise from other processes hits both alike. Each
@@ -118,6 +123,60 @@ impl Server {
     }
 }
 
+/// Instructions per request of `kind`'s server, under callgrind: (requests, Ir per request).
+fn instructions_per_request(kind: &str, seconds: u64) -> (u64, f64) {
+    let run = |load: bool| -> (u64, u64) {
+        let out_file =
+            std::env::temp_dir().join(format!("evloop-http-{kind}-{}.cg", std::process::id()));
+        let mut child = Command::new("valgrind")
+            .arg("--tool=callgrind")
+            .arg(format!("--callgrind-out-file={}", out_file.display()))
+            .arg(std::env::current_exe().unwrap())
+            .env(SERVER_ENV, kind)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("valgrind runs");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port: u16 = line.trim().parse().unwrap();
+        let mut requests = 0;
+        if load {
+            let out = Command::new("wrk")
+                .args(["-t1", "-c10", "-d"])
+                .arg(format!("{seconds}s"))
+                .arg(format!("http://127.0.0.1:{port}{PATH}"))
+                .output()
+                .expect("wrk runs");
+            let text = String::from_utf8_lossy(&out.stdout);
+            requests = text
+                .lines()
+                .find(|l| l.contains("requests in"))
+                .and_then(|l| l.split_whitespace().next()?.parse().ok())
+                .unwrap_or_else(|| panic!("no request count in wrk's output:\n{text}"));
+        }
+        // SAFETY: kill(2) on our child; callgrind writes its profile when SIGTERM ends it.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let _ = child.wait();
+        let profile = std::fs::read_to_string(&out_file).expect("callgrind wrote a profile");
+        let _ = std::fs::remove_file(&out_file);
+        let total = profile
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("summary: ")
+                    .or_else(|| l.strip_prefix("totals: "))
+            })
+            .and_then(|v| v.trim().parse().ok())
+            .expect("a callgrind summary line");
+        (requests, total)
+    };
+    let (_, startup) = run(false);
+    let (requests, total) = run(true);
+    (requests, (total - startup) as f64 / requests as f64)
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -152,6 +211,19 @@ fn main() {
     let seconds = numbers.get(1).copied().unwrap_or(3);
     if Command::new("wrk").arg("--version").output().is_err() {
         println!("http bench skipped: wrk is not installed (apt-get install wrk)");
+        return;
+    }
+    if std::env::args().any(|a| a == "callgrind") {
+        let seconds = 4;
+        println!("| server | requests under callgrind | instructions/request |");
+        println!("|---|---|---|");
+        let mut per = Vec::new();
+        for kind in ["evloop", "tokio"] {
+            let (requests, ir) = instructions_per_request(kind, seconds);
+            println!("| {kind} | {requests} | {ir:.0} |");
+            per.push(ir);
+        }
+        println!("| evloop/tokio | | {:.2}x |", per[0] / per[1]);
         return;
     }
     let servers = [
