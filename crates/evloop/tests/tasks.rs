@@ -943,3 +943,30 @@ fn loop_future_results_errors_and_callbacks() {
     })
     .unwrap();
 }
+
+/// Reads, in its destructor, a local of the same async block that it borrows.
+struct Peek<'a>(&'a Cell<u32>, Rc<Cell<u32>>);
+
+impl Drop for Peek<'_> {
+    fn drop(&mut self) {
+        self.1.set(self.0.get());
+    }
+}
+
+#[test]
+fn a_cancelled_future_is_dropped_in_place_so_its_self_borrows_stay_valid() {
+    let seen = Rc::new(Cell::new(0));
+    let report = seen.clone();
+    vrun(async move {
+        let task = create_task(async move {
+            let local = Cell::new(7);
+            let _peek = Peek(&local, report);
+            sleep(HOUR).await;
+        });
+        sleep(Duration::ZERO).await;
+        task.cancel();
+        assert!(task.await.unwrap_err().is_cancelled());
+    })
+    .unwrap();
+    assert_eq!(seen.get(), 7, "the destructor saw its own local");
+}

@@ -290,8 +290,11 @@ where
     /// Drops the future (running its destructors: Rust's `finally`), catching a panicking drop.
     fn drop_future(&self) {
         // SAFETY: see `step`; never called while the future is being polled.
-        let future = unsafe { (*self.future.get()).take() };
-        if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(future))) {
+        let slot = unsafe { &mut *self.future.get() };
+        // Dropped where it lies (assigning drops the old value in place, and stores None even
+        // if that drop panics): the future is pinned, and moving it out first would leave an
+        // async block's borrows of its own locals dangling while its destructors run.
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| *slot = None)) {
             report(
                 ExceptionContext::new("Exception while dropping a cancelled task's future")
                     .with_exception(Panic::from_payload(payload))
