@@ -32,8 +32,10 @@ mod combinators;
 mod error;
 mod executor;
 mod future;
+pub mod queue;
 mod runner;
 mod sigint;
+pub mod sync;
 mod task;
 mod task_group;
 mod time;
@@ -54,7 +56,11 @@ pub use evloop_reactor::{SignalError, net, process};
 pub use evloop_thread_pool::{JobError, ThreadPoolExecutor};
 pub use executor::{ExecutorExt, ExecutorFuture, to_thread};
 pub use future::LoopFuture;
+pub use queue::{LifoQueue, PriorityQueue, Queue, QueueEmpty, QueueFull, QueueShutDown};
 pub use runner::{LoopExt, Runner, run};
+pub use sync::{
+    Barrier, BoundedSemaphore, BrokenBarrierError, Condition, Event, Lock, Semaphore, ValueError,
+};
 pub use task::{AnyTask, CatchCancel, Task, all_tasks, catch_cancel, create_task, current_task};
 pub use task_group::{ChildError, SpawnError, TaskGroup, TaskGroupError};
 pub use time::{Sleep, Timeout, YieldNow, sleep, sleep_until, timeout, wait_for, yield_now};
