@@ -103,11 +103,13 @@ struct State<S> {
 }
 
 impl<S: Store> State<S> {
+    #[inline]
     fn full(&self) -> bool {
         self.maxsize > 0 && self.store.len() >= self.maxsize
     }
 
     /// The body of `put_nowait` once the item is known to fit: returns the getter to wake.
+    #[inline]
     fn insert(&mut self, item: S::Item) -> Option<Waker> {
         self.store.push(item);
         self.unfinished += 1;
@@ -116,12 +118,14 @@ impl<S: Store> State<S> {
 
     /// The body of `get_nowait` once an item is known to be there: returns it and the putter
     /// to wake.
+    #[inline]
     fn take(&mut self) -> (S::Item, Option<Waker>) {
         let item = self.store.pop().expect("the store is not empty");
         (item, self.putters.notify_first())
     }
 }
 
+#[inline]
 fn wake(waker: Option<Waker>) {
     if let Some(waker) = waker {
         waker.wake();
@@ -370,6 +374,7 @@ impl<S: Store> Future for Put<'_, S> {
 }
 
 impl<S: Store> Drop for Put<'_, S> {
+    #[inline]
     fn drop(&mut self) {
         let Some(key) = self.key.take() else { return };
         let waker = {
@@ -431,6 +436,7 @@ impl<S: Store> Future for Get<'_, S> {
 }
 
 impl<S: Store> Drop for Get<'_, S> {
+    #[inline]
     fn drop(&mut self) {
         let Some(key) = self.key.take() else { return };
         let waker = {
@@ -488,6 +494,7 @@ impl<S: Store> Future for Join<'_, S> {
 }
 
 impl<S: Store> Drop for Join<'_, S> {
+    #[inline]
     fn drop(&mut self) {
         // Joiners are all woken together: an unused wake-up was meant for no one else.
         if let Some(key) = self.key.take() {

@@ -67,8 +67,9 @@ struct State {
 
 impl State {
     /// asyncio's `_wake_up_first`: wakes the first waiter unless one is already on its way.
+    #[inline]
     fn wake_first(&mut self) -> Option<std::task::Waker> {
-        if self.handing_over {
+        if self.handing_over || self.waiters.is_empty() {
             return None;
         }
         let waker = self.waiters.notify_first()?;
@@ -104,6 +105,7 @@ impl Lock {
         Rc::ptr_eq(&self.inner, &other.inner)
     }
 
+    #[inline]
     fn release(&self) {
         let waker = {
             let mut state = self.inner.state.borrow_mut();
@@ -141,6 +143,7 @@ impl<'a> LockGuard<'a> {
 }
 
 impl Drop for LockGuard<'_> {
+    #[inline]
     fn drop(&mut self) {
         self.lock.release();
     }
@@ -162,6 +165,7 @@ pub struct Acquire<'a> {
 impl<'a> Future for Acquire<'a> {
     type Output = LockGuard<'a>;
 
+    #[inline]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<LockGuard<'a>> {
         let lock = self.lock;
         let mut state = lock.inner.state.borrow_mut();
@@ -193,6 +197,7 @@ impl<'a> Future for Acquire<'a> {
 }
 
 impl Drop for Acquire<'_> {
+    #[inline]
     fn drop(&mut self) {
         let Some(key) = self.key.take() else { return };
         let waker = {

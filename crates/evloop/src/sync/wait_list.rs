@@ -67,15 +67,18 @@ impl WaitList {
     }
 
     /// How many waiters are still waiting (woken ones not counted).
+    #[inline]
     pub(crate) fn len(&self) -> usize {
         self.waiting
     }
 
+    #[inline]
     pub(crate) fn is_empty(&self) -> bool {
         self.waiting == 0
     }
 
     /// Appends a waiter woken through `waker`.
+    #[inline]
     pub(crate) fn push(&mut self, waker: &Waker) -> Key {
         let state = State::Waiting(waker.clone());
         let index = if self.free == NIL {
@@ -111,6 +114,7 @@ impl WaitList {
 
     /// Wakes the first waiter: unlinks it, marks it notified and returns its waker, which the
     /// caller wakes once it no longer borrows the primitive's state.
+    #[inline]
     pub(crate) fn notify_first(&mut self) -> Option<Waker> {
         let index = self.head;
         if index == NIL {
@@ -125,6 +129,7 @@ impl WaitList {
 
     /// For a waiter's poll: true (and the slot is released) if it has been woken; otherwise the
     /// waker is refreshed if the task's changed, and false.
+    #[inline]
     pub(crate) fn take_notified(&mut self, key: Key, waker: &Waker) -> bool {
         let slot = &mut self.slots[key.0 as usize];
         match &mut slot.state {
@@ -144,6 +149,7 @@ impl WaitList {
 
     /// For a waiter's drop: releases its slot and tells whether it had been woken (a wake-up
     /// it never used, which the caller passes on).
+    #[inline]
     pub(crate) fn remove(&mut self, key: Key) -> bool {
         let notified = match self.slots[key.0 as usize].state {
             State::Notified => true,
@@ -157,6 +163,7 @@ impl WaitList {
         notified
     }
 
+    #[inline]
     fn unlink(&mut self, index: u32) {
         let Slot { prev, next, .. } = self.slots[index as usize];
         match prev {
@@ -170,6 +177,7 @@ impl WaitList {
         self.waiting -= 1;
     }
 
+    #[inline]
     fn release(&mut self, index: u32) {
         let slot = &mut self.slots[index as usize];
         slot.state = State::Free;
@@ -205,6 +213,7 @@ impl LoopBinding {
     ///
     /// When the primitive was first used on another loop (asyncio's RuntimeError
     /// "... is bound to a different event loop").
+    #[inline]
     pub(crate) fn check(&self, what: &str) {
         let running = EventLoop::running_id();
         if running == 0 {
