@@ -218,3 +218,37 @@ fn subprocess_outlives() {
     // "hi" came from the child after its sleep, long after main returned.
     assert!(started.elapsed() >= std::time::Duration::from_millis(200));
 }
+
+#[test]
+fn queue_join() {
+    // CPython's lines for seed-programs/queue_join.py (the asyncio docs' Queue example).
+    assert_eq!(
+        run_scenario("queue-join"),
+        [
+            "worker-1 has slept for 0.21 seconds",
+            "worker-2 has slept for 0.38 seconds",
+            "worker-0 has slept for 0.53 seconds",
+            "worker-0 has slept for 0.21 seconds",
+            "worker-1 has slept for 0.82 seconds",
+            "worker-2 has slept for 0.71 seconds",
+            "worker-2 has slept for 0.09 seconds",
+            "worker-0 has slept for 0.89 seconds",
+            "worker-2 has slept for 0.66 seconds",
+            "worker-1 has slept for 0.87 seconds",
+            "worker-2 has slept for 0.12 seconds",
+            "worker-0 has slept for 0.41 seconds",
+            "worker-0 has slept for 0.15 seconds",
+            "worker-1 has slept for 0.35 seconds",
+            "worker-0 has slept for 0.36 seconds",
+            "worker-2 has slept for 0.66 seconds",
+            "worker-0 has slept for 0.27 seconds",
+            "worker-1 has slept for 0.70 seconds",
+            "worker-0 has slept for 0.59 seconds",
+            "worker-2 has slept for 0.88 seconds",
+            "====",
+            "3 workers slept in parallel for 3.5 seconds",
+            "total expected sleep time: 9.86 seconds",
+            "Event loop is closed",
+        ]
+    );
+}
