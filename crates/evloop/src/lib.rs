@@ -5,7 +5,8 @@
 //! `call_later`, `call_soon_threadsafe`, `stop`, `close`, the exception handler) from
 //! `evloop-reactor`, and on top of it asyncio's coroutine layer: [`Task`]s, [`LoopFuture`]s,
 //! [`sleep`], [`timeout`], [`gather`](fn@gather), [`wait`], [`shield`], [`TaskGroup`], cancellation you can
-//! catch ([`catch_cancel`]), and [`run`] with asyncio's shutdown sequence. Blocking and
+//! catch ([`catch_cancel`]), [`run`] with asyncio's shutdown sequence, and asyncio's
+//! synchronization primitives and queues ([`sync`], [`queue`]). Blocking and
 //! CPU-bound work goes to executors wired to the loop ([`ExecutorExt::run_in_executor`],
 //! [`to_thread`], [`ExecutorExt::run_in_process_pool`]) on the standalone thread and process
 //! pools, re-exported here as [`ThreadPoolExecutor`] and [`ProcessPool`].

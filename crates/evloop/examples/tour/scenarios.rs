@@ -412,9 +412,8 @@ pub(crate) fn queue_join(timing: &Timing) {
         }
     }
 
-    let mut runner = evloop::Runner::with_builder(
-        EventLoop::builder().virtual_clock(timing.virtual_clock),
-    );
+    let mut runner =
+        evloop::Runner::with_builder(EventLoop::builder().virtual_clock(timing.virtual_clock));
     report(runner.run(async {
         let queue = evloop::Queue::new(0);
         let mut total_sleep_time = 0.0;

@@ -4,11 +4,27 @@
 use std::fmt;
 
 /// `get_nowait` found the queue empty (asyncio's `QueueEmpty`).
+///
+/// ```
+/// use evloop::queue::{GetNowaitError, Queue, QueueEmpty};
+///
+/// let queue: Queue<u8> = Queue::new(0);
+/// assert_eq!(queue.get_nowait(), Err(GetNowaitError::Empty(QueueEmpty)));
+/// assert_eq!(QueueEmpty.to_string(), "QueueEmpty");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("QueueEmpty")]
 pub struct QueueEmpty;
 
 /// `put_nowait` found the queue full (asyncio's `QueueFull`); the item is handed back.
+///
+/// ```
+/// use evloop::queue::{PutNowaitError, Queue, QueueFull};
+///
+/// let queue = Queue::new(1);
+/// queue.put_nowait("first").unwrap();
+/// assert_eq!(queue.put_nowait("second"), Err(PutNowaitError::Full(QueueFull("second"))));
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("QueueFull")]
 pub struct QueueFull<T>(pub T);

@@ -83,6 +83,16 @@ pub type PriorityQueue<T> = GenericQueue<Priority<T>>;
 ///
 /// A cheap handle: clones share one queue. `!Send`; bound to the loop it is first waited on
 /// (asyncio's `_LoopBoundMixin`); another thread puts through [`remote`](GenericQueue::remote).
+///
+/// ```
+/// use evloop::queue::{GenericQueue, Lifo};
+///
+/// // The same type as `LifoQueue<char>`.
+/// let queue: GenericQueue<Lifo<char>> = GenericQueue::new(0);
+/// queue.put_nowait('a').unwrap();
+/// queue.put_nowait('b').unwrap();
+/// assert_eq!((queue.qsize(), queue.get_nowait()), (2, Ok('b')));
+/// ```
 pub struct GenericQueue<S: Store> {
     inner: Rc<Inner<S>>,
 }

@@ -130,6 +130,19 @@ impl fmt::Debug for Lock {
 }
 
 /// Holds a [`Lock`]; dropping it releases the lock and wakes the next waiter.
+///
+/// ```
+/// use evloop::sync::Lock;
+///
+/// evloop::run(async {
+///     let lock = Lock::new();
+///     let guard = lock.acquire().await;
+///     assert!(lock.locked() && guard.lock().locked());
+///     drop(guard);
+///     assert!(!lock.locked());
+/// })
+/// .unwrap();
+/// ```
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct LockGuard<'a> {
     lock: &'a Lock,

@@ -4,8 +4,8 @@
 //! They exist because the general-purpose crates (async-lock, event-listener) are built for
 //! many threads, with atomics on every operation, and lack asyncio's semantics (FIFO hand-over,
 //! the bounded semaphore's over-release error, the barrier's broken state, the cancellation
-//! rules). On one loop thread they are plain `Rc`/`RefCell` structures over one FIFO
-//! [wait list](wait_list), exact and cheap.
+//! rules). On one loop thread they are plain `Rc`/`RefCell` structures over one FIFO wait list,
+//! exact and cheap.
 //!
 //! Each is a cheap handle (clones share it), `!Send`, and bound to the loop it is first waited
 //! on. Cancellation is asyncio's, adapted to futures dropped at their await point: a waiter

@@ -224,6 +224,19 @@ impl fmt::Debug for BoundedSemaphore {
 /// A bounded semaphore's permit dropped when the count is already at the bound (someone called
 /// `release` for it too) gives nothing back and reports asyncio's ValueError through the loop's
 /// exception handler, as an `async with` block's exit would raise it.
+///
+/// ```
+/// use evloop::sync::Semaphore;
+///
+/// evloop::run(async {
+///     let sem = Semaphore::new(1);
+///     let permit = sem.acquire().await;
+///     assert!(sem.locked());
+///     drop(permit);
+///     assert!(!sem.locked());
+/// })
+/// .unwrap();
+/// ```
 #[must_use = "the permit is given back as soon as it is dropped"]
 pub struct SemaphorePermit<'a> {
     core: &'a Core,
