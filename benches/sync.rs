@@ -129,12 +129,8 @@ impl Runtimes {
             (Workload::LockContended, Impl::Tokio) => self.tokio.block_on(tokio_contended(n)),
             (Workload::LockContended, Impl::SmolCrates) => self.evloop(async_lock_contended(n)),
             (Workload::LockUncontended, Impl::Evloop) => self.evloop(evloop_uncontended(n)),
-            (Workload::LockUncontended, Impl::Tokio) => {
-                self.tokio.block_on(tokio_uncontended(n))
-            }
-            (Workload::LockUncontended, Impl::SmolCrates) => {
-                self.evloop(async_lock_uncontended(n))
-            }
+            (Workload::LockUncontended, Impl::Tokio) => self.tokio.block_on(tokio_uncontended(n)),
+            (Workload::LockUncontended, Impl::SmolCrates) => self.evloop(async_lock_uncontended(n)),
         }
     }
 }
@@ -327,7 +323,7 @@ async fn evloop_uncontended(n: u64) -> Duration {
     let lock = Lock::new();
     let start = Instant::now();
     for _ in 0..n {
-        black_box(lock.acquire().await);
+        drop(black_box(lock.acquire().await));
     }
     start.elapsed()
 }
@@ -336,7 +332,7 @@ async fn tokio_uncontended(n: u64) -> Duration {
     let lock = tokio::sync::Mutex::new(());
     let start = Instant::now();
     for _ in 0..n {
-        black_box(lock.lock().await);
+        drop(black_box(lock.lock().await));
     }
     start.elapsed()
 }
@@ -345,7 +341,7 @@ async fn async_lock_uncontended(n: u64) -> Duration {
     let lock = async_lock::Mutex::new(());
     let start = Instant::now();
     for _ in 0..n {
-        black_box(lock.lock().await);
+        drop(black_box(lock.lock().await));
     }
     start.elapsed()
 }
@@ -370,7 +366,10 @@ fn python_figures() -> Vec<(String, String, f64)> {
             Ok(out) => {
                 eprintln!(
                     "# python3 sync.py --loop {kind} failed: {}",
-                    String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("")
+                    String::from_utf8_lossy(&out.stderr)
+                        .lines()
+                        .last()
+                        .unwrap_or("")
                 );
                 continue;
             }
@@ -440,7 +439,11 @@ fn main() {
                 spread.0,
                 spread.1
             );
-            rows.push((workload.name().to_owned(), imp.name(workload).to_owned(), ns));
+            rows.push((
+                workload.name().to_owned(),
+                imp.name(workload).to_owned(),
+                ns,
+            ));
         }
     }
     for figure in python_figures() {

@@ -28,12 +28,24 @@ async fn settle() {
 }
 
 /// Spawns a task that gets one item and logs it under `name`.
-fn getter(queue: &Queue<u32>, log: &Rc<RefCell<Vec<String>>>, name: &'static str) -> Task<()> {
+fn getter(queue: &Queue<u32>, log: &Log, name: &'static str) -> Task<()> {
     let (queue, log) = (queue.clone(), log.clone());
     create_task(async move {
         let item = queue.get().await;
         log.borrow_mut().push(format!("{name} {item:?}"));
     })
+}
+
+type Log = Rc<RefCell<Vec<String>>>;
+
+/// Getters "a" then "b" wait on an empty queue; then one item is put, which wakes a.
+async fn a_woken_b_waiting() -> (Queue<u32>, Log, Task<()>, Task<()>) {
+    let queue = Queue::new(0);
+    let log = Log::default();
+    let (a, b) = (getter(&queue, &log, "a"), getter(&queue, &log, "b"));
+    settle().await;
+    queue.put_nowait(1).unwrap();
+    (queue, log, a, b)
 }
 
 #[test]
@@ -257,13 +269,8 @@ fn an_immediate_shutdown_drops_the_items_marks_them_done_and_fails_gets_at_once(
 #[test]
 fn a_getter_cancelled_after_it_was_woken_loses_no_item_and_passes_the_wake_up_on() {
     vrun(async {
-        let queue = Queue::new(0);
-        let log = Rc::new(RefCell::new(Vec::new()));
-        let a = getter(&queue, &log, "a");
-        let b = getter(&queue, &log, "b");
-        settle().await;
-        queue.put_nowait(1).unwrap(); // wakes a ...
-        a.cancel(); // ... which is cancelled before it runs
+        let (queue, log, a, b) = a_woken_b_waiting().await;
+        a.cancel(); // cancelled before it runs
         assert!(a.await.unwrap_err().is_cancelled());
         b.await.unwrap();
         assert_eq!(*log.borrow(), ["b Ok(1)"]);
@@ -317,13 +324,8 @@ fn a_cancelled_put_inserts_nothing_and_a_woken_one_passes_the_slot_on() {
 fn a_woken_getter_that_lost_the_item_waits_again_at_the_back() {
     // CPython 3.13: the getter re-appends itself, so the next item goes to the other getter.
     vrun(async {
-        let queue = Queue::new(0);
-        let log = Rc::new(RefCell::new(Vec::new()));
-        let a = getter(&queue, &log, "a");
-        let b = getter(&queue, &log, "b");
-        settle().await;
-        queue.put_nowait(1).unwrap(); // wakes a ...
-        assert_eq!(queue.get_nowait(), Ok(1)); // ... but we take the item first
+        let (queue, log, a, b) = a_woken_b_waiting().await;
+        assert_eq!(queue.get_nowait(), Ok(1)); // we take the item before a runs
         settle().await;
         queue.put_nowait(2).unwrap();
         b.await.unwrap();

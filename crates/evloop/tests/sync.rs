@@ -29,6 +29,13 @@ async fn settle() {
     }
 }
 
+/// Starts waiters "a" then "b" and lets both reach their await point.
+async fn a_and_b<T>(spawn: impl Fn(&'static str) -> Task<T>) -> (Task<T>, Task<T>) {
+    let (a, b) = (spawn("a"), spawn("b"));
+    settle().await;
+    (a, b)
+}
+
 // ---- Event --------------------------------------------------------------------------------
 
 #[test]
@@ -146,9 +153,7 @@ fn a_lock_waiter_cancelled_after_it_was_woken_passes_the_lock_on() {
         let lock = Lock::new();
         let log = Log::default();
         let guard = lock.acquire().await;
-        let a = locker(&lock, &log, "a", Duration::ZERO);
-        let b = locker(&lock, &log, "b", Duration::ZERO);
-        settle().await;
+        let (a, b) = a_and_b(|name| locker(&lock, &log, name, Duration::ZERO)).await;
         drop(guard); // wakes a ...
         a.cancel(); // ... which is cancelled before it runs
         assert!(a.await.unwrap_err().is_cancelled());
@@ -165,9 +170,7 @@ fn a_lock_waiter_cancelled_before_its_turn_leaves_the_queue() {
         let lock = Lock::new();
         let log = Log::default();
         let guard = lock.acquire().await;
-        let a = locker(&lock, &log, "a", Duration::ZERO);
-        let b = locker(&lock, &log, "b", Duration::ZERO);
-        settle().await;
+        let (a, b) = a_and_b(|name| locker(&lock, &log, name, Duration::ZERO)).await;
         a.cancel();
         settle().await;
         assert_eq!(format!("{lock:?}"), "Lock { locked: true, waiters: 1 }");
@@ -355,8 +358,7 @@ fn a_semaphore_waiter_cancelled_after_it_was_woken_gives_the_permit_back() {
                 log.borrow_mut().push(name.to_owned());
             })
         };
-        let (a, b) = (waiter("a"), waiter("b"));
-        settle().await;
+        let (a, b) = a_and_b(waiter).await;
         drop(permit); // a is woken with the permit taken for it ...
         assert!(
             sem.locked(),
@@ -455,49 +457,42 @@ fn notify_wakes_n_waiters_in_order_and_notify_all_the_rest() {
     .unwrap();
 }
 
-#[test]
-fn a_condition_waiter_cancelled_after_notify_passes_the_notification_on() {
-    vrun(async {
-        let cond = Condition::new();
-        let log = Log::default();
-        let a = cond_waiter(&cond, &log, "a");
-        let b = cond_waiter(&cond, &log, "b");
-        settle().await;
-        let guard = cond.acquire().await;
-        cond.notify(&guard, 1); // a is notified ...
-        drop(guard);
-        a.cancel(); // ... and cancelled before it runs: b gets the notification
-        assert!(a.await.unwrap_err().is_cancelled());
-        b.await.unwrap();
-        assert_eq!(*log.borrow(), ["b"]);
-    })
-    .unwrap();
-}
-
-#[test]
-fn a_condition_waiter_cancelled_while_retaking_the_lock_passes_both_on() {
-    vrun(async {
-        let cond = Condition::new();
-        let log = Log::default();
-        let a = cond_waiter(&cond, &log, "a");
-        let b = cond_waiter(&cond, &log, "b");
-        settle().await;
-        let guard = cond.acquire().await;
-        cond.notify(&guard, 1);
+/// Waiters a and b; a is notified, then cancelled, either before it runs or while it waits to
+/// take the lock back (which the notifier still holds). Either way b must get the notification.
+async fn cancel_a_notified_waiter(while_retaking_the_lock: bool) {
+    let cond = Condition::new();
+    let log = Log::default();
+    let (a, b) = a_and_b(|name| cond_waiter(&cond, &log, name)).await;
+    let guard = cond.acquire().await;
+    cond.notify(&guard, 1);
+    if while_retaking_the_lock {
         settle().await; // a runs and queues for the lock we hold
         a.cancel();
         settle().await;
         assert_eq!(
             format!("{:?}", cond.lock()),
-            "Lock { locked: true, waiters: 1 }"
+            "Lock { locked: true, waiters: 1 }",
+            "a left the lock's queue, b joined it"
         );
         drop(guard);
-        b.await.unwrap();
-        assert!(a.await.unwrap_err().is_cancelled());
-        assert_eq!(*log.borrow(), ["b"]);
-        assert!(!cond.locked());
-    })
-    .unwrap();
+    } else {
+        drop(guard);
+        a.cancel(); // before a has run
+    }
+    assert!(a.await.unwrap_err().is_cancelled());
+    b.await.unwrap();
+    assert_eq!(*log.borrow(), ["b"]);
+    assert!(!cond.locked());
+}
+
+#[test]
+fn a_condition_waiter_cancelled_after_notify_passes_the_notification_on() {
+    vrun(cancel_a_notified_waiter(false)).unwrap();
+}
+
+#[test]
+fn a_condition_waiter_cancelled_while_retaking_the_lock_passes_both_on() {
+    vrun(cancel_a_notified_waiter(true)).unwrap();
 }
 
 #[test]
@@ -624,9 +619,7 @@ fn a_barrier_counts_arrivals_in_order() {
     vrun(async {
         let barrier = Barrier::new(3).unwrap();
         let log = Log::default();
-        let a = barrier_waiter(&barrier, &log, "a");
-        let b = barrier_waiter(&barrier, &log, "b");
-        settle().await;
+        let (a, b) = a_and_b(|name| barrier_waiter(&barrier, &log, name)).await;
         assert_eq!(barrier.n_waiting(), 2);
         // The last arrival trips it and returns first.
         assert_eq!(barrier.wait().await, Ok(2));
@@ -641,9 +634,7 @@ fn abort_breaks_the_waiters_and_every_later_wait() {
     vrun(async {
         let barrier = Barrier::new(3).unwrap();
         let log = Log::default();
-        let a = barrier_waiter(&barrier, &log, "a");
-        let b = barrier_waiter(&barrier, &log, "b");
-        settle().await;
+        let (a, b) = a_and_b(|name| barrier_waiter(&barrier, &log, name)).await;
         barrier.abort();
         assert!(barrier.broken());
         assert_eq!(a.await.unwrap(), Err(BrokenBarrierError::Interrupted));
@@ -679,9 +670,7 @@ fn reset_interrupts_the_waiters_and_newcomers_wait_for_them_to_leave() {
     vrun(async {
         let barrier = Barrier::new(3).unwrap();
         let log = Log::default();
-        let a = barrier_waiter(&barrier, &log, "a");
-        let b = barrier_waiter(&barrier, &log, "b");
-        settle().await;
+        let (a, b) = a_and_b(|name| barrier_waiter(&barrier, &log, name)).await;
         barrier.reset();
         let c = barrier_waiter(&barrier, &log, "c"); // arrives while a and b leave
         settle().await;
@@ -702,9 +691,7 @@ fn a_cancelled_barrier_waiter_counts_itself_out() {
     vrun(async {
         let barrier = Barrier::new(3).unwrap();
         let log = Log::default();
-        let a = barrier_waiter(&barrier, &log, "a");
-        let b = barrier_waiter(&barrier, &log, "b");
-        settle().await;
+        let (a, b) = a_and_b(|name| barrier_waiter(&barrier, &log, name)).await;
         assert_eq!(barrier.n_waiting(), 2);
         b.cancel();
         settle().await;

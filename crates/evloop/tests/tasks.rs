@@ -8,10 +8,13 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+mod common;
+
+use common::{Reports, record_reports};
 use evloop::{
-    Cancelled, ChildError, EventLoop, ExceptionContext, FutureError, InvalidState, LoopError,
-    LoopExt, ReturnWhen, RunError, Runner, SpawnError, TaskError, TaskGroup, TimeoutError,
-    catch_cancel, create_task, gather, gather_settled, shield, sleep, timeout, wait, yield_now,
+    Cancelled, ChildError, EventLoop, FutureError, InvalidState, LoopError, LoopExt, ReturnWhen,
+    RunError, Runner, SpawnError, TaskError, TaskGroup, TimeoutError, catch_cancel, create_task,
+    gather, gather_settled, shield, sleep, timeout, wait, yield_now,
 };
 
 /// Runs `main` on a loop with a virtual clock: long sleeps take no real time.
@@ -34,25 +37,6 @@ impl Drop for DropFlag {
     fn drop(&mut self) {
         self.0.set(true);
     }
-}
-
-type Reports = Rc<RefCell<Vec<(String, Option<String>)>>>;
-
-/// Installs a recording exception handler on the running loop.
-fn record_reports() -> Reports {
-    let reports: Reports = Rc::default();
-    let sink = reports.clone();
-    evloop::get_running_loop()
-        .unwrap()
-        .set_exception_handler(Some(Rc::new(
-            move |_: &EventLoop, ctx: &ExceptionContext| {
-                sink.borrow_mut().push((
-                    ctx.message.clone(),
-                    ctx.exception.as_ref().map(|e| e.to_string()),
-                ))
-            },
-        )));
-    reports
 }
 
 #[test]
