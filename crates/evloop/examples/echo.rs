@@ -32,7 +32,8 @@ async fn serve(addr: String) -> std::io::Result<()> {
                     }
                 }
             }
-        });
+        })
+        .detach();
     }
 }
 

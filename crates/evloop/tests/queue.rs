@@ -2,19 +2,20 @@
 //! shutdown, their cancellation rules (checked against CPython 3.13 with the same steps), and
 //! putting from other threads.
 
-mod common;
-
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
 
-use common::{Rng, record_reports, vrun};
 use evloop::queue::{
     GetNowaitError, LifoQueue, PriorityQueue, PutNowaitError, Queue, QueueEmpty, QueueFull,
     QueueShutDown,
 };
 use evloop::sync::ValueError;
 use evloop::{Task, create_task, sleep, timeout, yield_now};
+use evloop_test_support::{Rng, record_running_reports, vrun_within};
+
+/// Every test's main gets a virtual day: a deadlock fails the test instead of hanging it.
+const DAY: Duration = Duration::from_secs(86_400);
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -102,7 +103,7 @@ fn error_names_are_asyncios() {
 
 #[test]
 fn puts_wait_while_full_and_gets_while_empty_in_arrival_order() {
-    vrun(async {
+    vrun_within(DAY, async {
         let queue: Queue<u32> = Queue::new(1);
         let log = Rc::new(RefCell::new(Vec::new()));
         queue.put_nowait(0).unwrap();
@@ -146,7 +147,7 @@ fn puts_wait_while_full_and_gets_while_empty_in_arrival_order() {
 
 #[test]
 fn join_waits_for_a_task_done_per_item() {
-    vrun(async {
+    vrun_within(DAY, async {
         let queue = Queue::new(0);
         queue.join().await; // nothing put: at once
         for n in 0..3 {
@@ -185,7 +186,7 @@ fn join_waits_for_a_task_done_per_item() {
 
 #[test]
 fn shutdown_lets_gets_drain_then_fails_every_waiter() {
-    vrun(async {
+    vrun_within(DAY, async {
         let queue: Queue<u32> = Queue::new(1);
         queue.put_nowait(1).unwrap();
         let putter = create_task({
@@ -240,7 +241,7 @@ impl Drop for Counted {
 
 #[test]
 fn an_immediate_shutdown_drops_the_items_marks_them_done_and_fails_gets_at_once() {
-    vrun(async {
+    vrun_within(DAY, async {
         let dropped = Rc::new(Cell::new(0));
         let queue = Queue::new(0);
         for _ in 0..3 {
@@ -268,7 +269,7 @@ fn an_immediate_shutdown_drops_the_items_marks_them_done_and_fails_gets_at_once(
 
 #[test]
 fn a_getter_cancelled_after_it_was_woken_loses_no_item_and_passes_the_wake_up_on() {
-    vrun(async {
+    vrun_within(DAY, async {
         let (queue, log, a, b) = a_woken_b_waiting().await;
         a.cancel(); // cancelled before it runs
         assert!(a.await.unwrap_err().is_cancelled());
@@ -281,7 +282,7 @@ fn a_getter_cancelled_after_it_was_woken_loses_no_item_and_passes_the_wake_up_on
 
 #[test]
 fn a_get_that_times_out_takes_nothing() {
-    vrun(async {
+    vrun_within(DAY, async {
         let queue = Queue::new(0);
         assert!(timeout(ms(10), queue.get()).await.is_err());
         queue.put_nowait(7).unwrap();
@@ -298,7 +299,7 @@ fn a_get_that_times_out_takes_nothing() {
 
 #[test]
 fn a_cancelled_put_inserts_nothing_and_a_woken_one_passes_the_slot_on() {
-    vrun(async {
+    vrun_within(DAY, async {
         let queue = Queue::new(1);
         queue.put_nowait(0).unwrap();
         // Cancelled (timed out) while waiting: nothing inserted.
@@ -323,7 +324,7 @@ fn a_cancelled_put_inserts_nothing_and_a_woken_one_passes_the_slot_on() {
 #[test]
 fn a_woken_getter_that_lost_the_item_waits_again_at_the_back() {
     // CPython 3.13: the getter re-appends itself, so the next item goes to the other getter.
-    vrun(async {
+    vrun_within(DAY, async {
         let (queue, log, a, b) = a_woken_b_waiting().await;
         assert_eq!(queue.get_nowait(), Ok(1)); // we take the item before a runs
         settle().await;
@@ -374,7 +375,7 @@ fn a_million_items_through_a_bounded_queue_with_random_cancellation_lose_and_dup
     const ITEMS: usize = 1_000_000;
     const PRODUCERS: usize = 4;
     const CONSUMERS: usize = 4;
-    let (seen, gets_abandoned, puts_abandoned, consumers_cancelled) = vrun(async {
+    let (seen, gets_abandoned, puts_abandoned, consumers_cancelled) = vrun_within(DAY, async {
         let queue = Queue::new(64);
         let seen = Rc::new(RefCell::new(vec![0u8; ITEMS]));
         let (gets_abandoned, puts_abandoned) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(0)));
@@ -383,7 +384,7 @@ fn a_million_items_through_a_bounded_queue_with_random_cancellation_lose_and_dup
         // Every consumer ever started (to await at the end); the first CONSUMERS are live.
         let consumers: Rc<RefCell<Vec<Task<()>>>> = Rc::new(RefCell::new(
             (0..CONSUMERS)
-                .map(|_| consumer(&queue, &seen, &gets_abandoned, rng.next()))
+                .map(|_| consumer(&queue, &seen, &gets_abandoned, rng.next_u64()))
                 .collect(),
         ));
         let live: Rc<RefCell<Vec<usize>>> = Rc::new(RefCell::new((0..CONSUMERS).collect()));
@@ -394,7 +395,7 @@ fn a_million_items_through_a_bounded_queue_with_random_cancellation_lose_and_dup
                 let (gets_abandoned, consumers_cancelled) =
                     (gets_abandoned.clone(), consumers_cancelled.clone());
                 let (consumers, live) = (consumers.clone(), live.clone());
-                let mut rng = Rng::new(rng.next());
+                let mut rng = Rng::new(rng.next_u64());
                 create_task(async move {
                     for item in (p..ITEMS).step_by(PRODUCERS) {
                         match rng.below(64) {
@@ -428,7 +429,7 @@ fn a_million_items_through_a_bounded_queue_with_random_cancellation_lose_and_dup
                             if consumers.borrow()[index].cancel() {
                                 consumers_cancelled.set(consumers_cancelled.get() + 1);
                             }
-                            let fresh = consumer(&queue, &seen, &gets_abandoned, rng.next());
+                            let fresh = consumer(&queue, &seen, &gets_abandoned, rng.next_u64());
                             let mut all = consumers.borrow_mut();
                             live.borrow_mut()[slot] = all.len();
                             all.push(fresh);
@@ -517,7 +518,7 @@ fn other_threads_put_in_order_and_the_bound_holds() {
 #[test]
 fn a_remote_put_after_shutdown_hands_the_item_back() {
     evloop::run(async {
-        let reports = record_reports();
+        let reports = record_running_reports();
         let queue: Queue<u32> = Queue::new(1);
         let remote = queue.remote();
         // Fill the queue, then one more waits in the inbox when the queue is shut down.
@@ -538,12 +539,14 @@ fn a_remote_put_after_shutdown_hands_the_item_back() {
         }
         assert_eq!(remote.put(4), Err(QueueShutDown(4)));
         assert_eq!(reports.borrow().len(), 1);
-        let (message, error) = &reports.borrow()[0];
+        let report = reports.borrow()[0].clone();
         assert!(
-            message.starts_with("RemoteQueue: the queue was shut down"),
-            "{message}"
+            report
+                .message
+                .starts_with("RemoteQueue: the queue was shut down"),
+            "{report:?}"
         );
-        assert_eq!(error.as_deref(), Some("QueueShutDown"));
+        assert_eq!(report.exception.as_deref(), Some("QueueShutDown"));
     })
     .unwrap();
 }
@@ -552,8 +555,13 @@ fn a_remote_put_after_shutdown_hands_the_item_back() {
 fn a_queue_is_bound_to_the_loop_it_was_first_waited_on() {
     let queue: Queue<u32> = Queue::new(0);
     let first = queue.clone();
-    vrun(async move { timeout(ms(1), first.get()).await.unwrap_err() }).unwrap();
-    let outcome = vrun(async move { timeout(ms(1), queue.get()).await.unwrap_err() });
+    vrun_within(DAY, async move {
+        timeout(ms(1), first.get()).await.unwrap_err()
+    })
+    .unwrap();
+    let outcome = vrun_within(DAY, async move {
+        timeout(ms(1), queue.get()).await.unwrap_err()
+    });
     let error = outcome.unwrap_err().to_string();
     assert!(
         error.contains("Queue is bound to a different event loop"),
@@ -564,7 +572,7 @@ fn a_queue_is_bound_to_the_loop_it_was_first_waited_on() {
 #[test]
 fn sleeping_consumers_see_every_item_once() {
     // The docs' worker pattern with sleeps on the virtual clock: get, sleep, task_done.
-    vrun(async {
+    vrun_within(DAY, async {
         let queue = Queue::new(0);
         for n in 0..30u64 {
             queue.put_nowait(n).unwrap();

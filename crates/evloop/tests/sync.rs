@@ -2,21 +2,22 @@
 //! Barrier, with asyncio 3.13's cancellation rules (each race below was checked against CPython
 //! 3.13 with the same steps).
 
-mod common;
-
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
 
-use common::{Rng, record_reports, vrun};
 use evloop::sync::{
     Barrier, BoundedSemaphore, BrokenBarrierError, Condition, Event, Lock, Semaphore, ValueError,
 };
 use evloop::{
     AnyTask, RunError, Task, TaskError, catch_cancel, create_task, sleep, timeout, yield_now,
 };
+use evloop_test_support::{Rng, record_running_reports, vrun_within};
 
 type Log = Rc<RefCell<Vec<String>>>;
+
+/// Every test's main gets a virtual day: a deadlock fails the test instead of hanging it.
+const DAY: Duration = Duration::from_secs(86_400);
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -40,7 +41,7 @@ async fn a_and_b<T>(spawn: impl Fn(&'static str) -> Task<T>) -> (Task<T>, Task<T
 
 #[test]
 fn event_set_wakes_every_waiter_and_later_waits_return_at_once() {
-    vrun(async {
+    vrun_within(DAY, async {
         let event = Event::new();
         let woken = Rc::new(Cell::new(0));
         let waiters: Vec<_> = (0..3)
@@ -71,7 +72,7 @@ fn event_set_wakes_every_waiter_and_later_waits_return_at_once() {
 
 #[test]
 fn an_event_waiter_woken_then_cleared_still_returns() {
-    vrun(async {
+    vrun_within(DAY, async {
         let event = Event::new();
         let waiter = create_task({
             let event = event.clone();
@@ -88,7 +89,7 @@ fn an_event_waiter_woken_then_cleared_still_returns() {
 
 #[test]
 fn an_event_wait_that_times_out_leaves_no_waiter_behind() {
-    vrun(async {
+    vrun_within(DAY, async {
         let event = Event::new();
         assert!(timeout(ms(10), event.wait()).await.is_err());
         assert_eq!(format!("{event:?}"), "Event { set: false, waiters: 0 }");
@@ -100,8 +101,13 @@ fn an_event_wait_that_times_out_leaves_no_waiter_behind() {
 fn a_primitive_is_bound_to_the_loop_it_was_first_waited_on() {
     let event = Event::new();
     let first = event.clone();
-    vrun(async move { timeout(ms(1), first.wait()).await.unwrap_err() }).unwrap();
-    let outcome = vrun(async move { timeout(ms(1), event.wait()).await.unwrap_err() });
+    vrun_within(DAY, async move {
+        timeout(ms(1), first.wait()).await.unwrap_err()
+    })
+    .unwrap();
+    let outcome = vrun_within(DAY, async move {
+        timeout(ms(1), event.wait()).await.unwrap_err()
+    });
     match outcome {
         Err(RunError::Task(TaskError::Panicked(panic))) => {
             assert_eq!(panic.message(), "Event is bound to a different event loop")
@@ -124,7 +130,7 @@ fn locker(lock: &Lock, log: &Log, name: &'static str, hold: Duration) -> Task<()
 
 #[test]
 fn lock_waiters_get_it_in_arrival_order_and_no_newcomer_jumps_the_hand_over() {
-    vrun(async {
+    vrun_within(DAY, async {
         let lock = Lock::new();
         let log = Log::default();
         let guard = lock.acquire().await;
@@ -149,7 +155,7 @@ fn lock_waiters_get_it_in_arrival_order_and_no_newcomer_jumps_the_hand_over() {
 
 #[test]
 fn a_lock_waiter_cancelled_after_it_was_woken_passes_the_lock_on() {
-    vrun(async {
+    vrun_within(DAY, async {
         let lock = Lock::new();
         let log = Log::default();
         let guard = lock.acquire().await;
@@ -166,7 +172,7 @@ fn a_lock_waiter_cancelled_after_it_was_woken_passes_the_lock_on() {
 
 #[test]
 fn a_lock_waiter_cancelled_before_its_turn_leaves_the_queue() {
-    vrun(async {
+    vrun_within(DAY, async {
         let lock = Lock::new();
         let log = Log::default();
         let guard = lock.acquire().await;
@@ -184,7 +190,7 @@ fn a_lock_waiter_cancelled_before_its_turn_leaves_the_queue() {
 
 #[test]
 fn a_lock_acquire_times_out_and_the_lock_still_works() {
-    vrun(async {
+    vrun_within(DAY, async {
         let lock = Lock::new();
         let log = Log::default();
         let holder = locker(&lock, &log, "holder", ms(100));
@@ -217,7 +223,7 @@ impl Drop for Inside {
 #[test]
 fn a_thousand_tasks_with_random_cancellation_never_deadlock_nor_share_the_lock() {
     const TASKS: usize = 1000;
-    let (entries, cancelled, woken_then_cancelled) = vrun(async {
+    let (entries, cancelled, woken_then_cancelled) = vrun_within(DAY, async {
         let lock = Lock::new();
         let inside = Rc::new(Cell::new(0));
         let entries = Rc::new(Cell::new(0u64));
@@ -231,7 +237,7 @@ fn a_thousand_tasks_with_random_cancellation_never_deadlock_nor_share_the_lock()
                 let (lock, inside, entries) = (lock.clone(), inside.clone(), entries.clone());
                 let (queue, handles) = (queue.clone(), handles.clone());
                 let woken_then_cancelled = woken_then_cancelled.clone();
-                let mut rng = Rng::new(rng.next());
+                let mut rng = Rng::new(rng.next_u64());
                 create_task(async move {
                     for _ in 0..5 {
                         queue.borrow_mut().push_back(me);
@@ -319,7 +325,7 @@ impl Drop for Leave {
 
 #[test]
 fn a_semaphore_admits_value_tasks_at_a_time_in_arrival_order() {
-    vrun(async {
+    vrun_within(DAY, async {
         let sem = Semaphore::new(2);
         let log = Log::default();
         let inside = Rc::new(Cell::new(0));
@@ -347,7 +353,7 @@ fn a_semaphore_admits_value_tasks_at_a_time_in_arrival_order() {
 
 #[test]
 fn a_semaphore_waiter_cancelled_after_it_was_woken_gives_the_permit_back() {
-    vrun(async {
+    vrun_within(DAY, async {
         let sem = Semaphore::new(1);
         let permit = sem.acquire().await;
         let log = Log::default();
@@ -376,7 +382,7 @@ fn a_semaphore_waiter_cancelled_after_it_was_woken_gives_the_permit_back() {
 
 #[test]
 fn semaphore_release_and_forget_move_the_count_by_hand() {
-    vrun(async {
+    vrun_within(DAY, async {
         let sem = Semaphore::new(0);
         assert!(sem.locked());
         sem.release();
@@ -393,16 +399,21 @@ fn semaphore_release_and_forget_move_the_count_by_hand() {
 
 #[test]
 fn a_bounded_semaphore_refuses_to_rise_above_its_initial_value() {
-    vrun(async {
-        let reports = record_reports();
+    vrun_within(DAY, async {
+        let reports = record_running_reports();
         let sem = BoundedSemaphore::new(1);
         assert_eq!(sem.release(), Err(ValueError::ReleasedTooManyTimes));
         let permit = sem.acquire().await;
         assert!(sem.locked());
         assert_eq!(sem.release(), Ok(())); // someone released the permit by hand ...
         drop(permit); // ... so the guard's release is one too many: reported, not applied
+        let reported: Vec<_> = reports
+            .borrow()
+            .iter()
+            .map(|r| (r.message.clone(), r.exception.clone()))
+            .collect();
         assert_eq!(
-            *reports.borrow(),
+            reported,
             [(
                 "Exception when dropping a BoundedSemaphore permit".to_owned(),
                 Some("BoundedSemaphore released too many times".to_owned())
@@ -430,7 +441,7 @@ fn cond_waiter(cond: &Condition, log: &Log, name: &'static str) -> Task<()> {
 
 #[test]
 fn notify_wakes_n_waiters_in_order_and_notify_all_the_rest() {
-    vrun(async {
+    vrun_within(DAY, async {
         let cond = Condition::new();
         let log = Log::default();
         let tasks: Vec<_> = ["a", "b", "c", "d"]
@@ -487,17 +498,17 @@ async fn cancel_a_notified_waiter(while_retaking_the_lock: bool) {
 
 #[test]
 fn a_condition_waiter_cancelled_after_notify_passes_the_notification_on() {
-    vrun(cancel_a_notified_waiter(false)).unwrap();
+    vrun_within(DAY, cancel_a_notified_waiter(false)).unwrap();
 }
 
 #[test]
 fn a_condition_waiter_cancelled_while_retaking_the_lock_passes_both_on() {
-    vrun(cancel_a_notified_waiter(true)).unwrap();
+    vrun_within(DAY, cancel_a_notified_waiter(true)).unwrap();
 }
 
 #[test]
 fn a_condition_wait_that_times_out_leaves_the_lock_free() {
-    vrun(async {
+    vrun_within(DAY, async {
         let cond = Condition::new();
         let guard = cond.acquire().await;
         assert!(timeout(ms(10), cond.wait(guard)).await.is_err());
@@ -512,7 +523,7 @@ fn a_condition_wait_that_times_out_leaves_the_lock_free() {
 
 #[test]
 fn wait_for_returns_once_the_predicate_holds() {
-    vrun(async {
+    vrun_within(DAY, async {
         let lock = Lock::new();
         let cond = Condition::with_lock(&lock);
         let value = Rc::new(Cell::new(0));
@@ -549,7 +560,7 @@ fn wait_for_returns_once_the_predicate_holds() {
 
 #[test]
 fn a_guard_of_another_lock_is_refused() {
-    let outcome = vrun(async {
+    let outcome = vrun_within(DAY, async {
         let cond = Condition::new();
         let other = Lock::new();
         let guard = other.acquire().await;
@@ -582,7 +593,7 @@ fn barrier_waiter(
 #[test]
 fn a_barrier_returns_arrival_indices_and_serves_round_after_round() {
     assert_eq!(Barrier::new(0).unwrap_err(), ValueError::NoParties);
-    vrun(async {
+    vrun_within(DAY, async {
         let barrier = Barrier::new(3).unwrap();
         assert_eq!(barrier.parties(), 3);
         let tasks: Vec<_> = (0..3)
@@ -616,7 +627,7 @@ fn a_barrier_returns_arrival_indices_and_serves_round_after_round() {
 
 #[test]
 fn a_barrier_counts_arrivals_in_order() {
-    vrun(async {
+    vrun_within(DAY, async {
         let barrier = Barrier::new(3).unwrap();
         let log = Log::default();
         let (a, b) = a_and_b(|name| barrier_waiter(&barrier, &log, name)).await;
@@ -631,7 +642,7 @@ fn a_barrier_counts_arrivals_in_order() {
 
 #[test]
 fn abort_breaks_the_waiters_and_every_later_wait() {
-    vrun(async {
+    vrun_within(DAY, async {
         let barrier = Barrier::new(3).unwrap();
         let log = Log::default();
         let (a, b) = a_and_b(|name| barrier_waiter(&barrier, &log, name)).await;
@@ -653,7 +664,7 @@ fn abort_breaks_the_waiters_and_every_later_wait() {
 
 #[test]
 fn an_abort_after_the_trip_breaks_the_waiters_that_have_not_run_yet() {
-    vrun(async {
+    vrun_within(DAY, async {
         let barrier = Barrier::new(2).unwrap();
         let log = Log::default();
         let a = barrier_waiter(&barrier, &log, "a");
@@ -667,7 +678,7 @@ fn an_abort_after_the_trip_breaks_the_waiters_that_have_not_run_yet() {
 
 #[test]
 fn reset_interrupts_the_waiters_and_newcomers_wait_for_them_to_leave() {
-    vrun(async {
+    vrun_within(DAY, async {
         let barrier = Barrier::new(3).unwrap();
         let log = Log::default();
         let (a, b) = a_and_b(|name| barrier_waiter(&barrier, &log, name)).await;
@@ -688,7 +699,7 @@ fn reset_interrupts_the_waiters_and_newcomers_wait_for_them_to_leave() {
 
 #[test]
 fn a_cancelled_barrier_waiter_counts_itself_out() {
-    vrun(async {
+    vrun_within(DAY, async {
         let barrier = Barrier::new(3).unwrap();
         let log = Log::default();
         let (a, b) = a_and_b(|name| barrier_waiter(&barrier, &log, name)).await;

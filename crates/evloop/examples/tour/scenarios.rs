@@ -152,13 +152,13 @@ pub(crate) fn normal_exit(timing: &Timing) {
     }));
 }
 
-/// S2: main returns while the task sleeps; run() cancels the task during its shutdown.
+/// S2: main returns while the task sleeps (the line after `return` never runs); run() cancels
+/// the task during its shutdown.
 pub(crate) fn early_return(timing: &Timing) {
     let (task_sleep, main_sleep) = (timing.task, timing.main);
     report(evloop::run(async move {
-        evloop::create_task(worker(task_sleep)).detach();
+        let _task = evloop::create_task(worker(task_sleep));
         evloop::sleep(main_sleep).await;
-        println!("Main done");
         Ok::<_, String>(())
     }));
 }
@@ -199,9 +199,12 @@ pub(crate) fn task_fails(timing: &Timing) {
     }));
 }
 
-/// S4: close() from inside a coroutine.
-pub(crate) fn close_inside(_: &Timing) {
-    report(evloop::run(async {
+/// S4: close() from inside a coroutine, with a task running: refused, and main fails with it.
+pub(crate) fn close_inside(timing: &Timing) {
+    let (task_sleep, main_sleep) = (timing.task, timing.main);
+    report(evloop::run(async move {
+        let _task = evloop::create_task(worker(task_sleep));
+        evloop::sleep(main_sleep).await;
         let lp = evloop::get_running_loop().map_err(|e| e.to_string())?;
         lp.close().map_err(|e| e.to_string())?;
         println!("Main done");
@@ -209,13 +212,16 @@ pub(crate) fn close_inside(_: &Timing) {
     }));
 }
 
-/// S5: stop() from inside a coroutine: the step finishes, then run() fails.
-pub(crate) fn stop_inside(_: &Timing) {
-    report(evloop::run(async {
+/// S5: stop() from inside a coroutine, with a task running: main finishes its step, and the
+/// stop reaches run()'s clean-up, which fails as asyncio's does.
+pub(crate) fn stop_inside(timing: &Timing) {
+    let (task_sleep, main_sleep) = (timing.task, timing.main);
+    report(evloop::run(async move {
+        let _task = evloop::create_task(worker(task_sleep));
+        evloop::sleep(main_sleep).await;
         let lp = evloop::get_running_loop().map_err(|e| e.to_string())?;
         lp.stop();
         println!("Main done");
-        evloop::sleep(Duration::from_secs(1)).await;
         Ok(())
     }));
 }
@@ -297,13 +303,39 @@ fn cpu_bound(n: u64) -> u128 {
     (0..n).map(|i| u128::from(i) * u128::from(i)).sum()
 }
 
+/// Bytes as Python prints them (`print(b)` shows `b'...'`), so the lines read as the original's.
+fn python_bytes(bytes: &[u8]) -> String {
+    let quote = if bytes.contains(&b'\'') && !bytes.contains(&b'"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = format!("b{quote}");
+    for &byte in bytes {
+        match byte {
+            b'\\' => out.push_str("\\\\"),
+            b'\t' => out.push_str("\\t"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            _ if char::from(byte) == quote => {
+                out.push('\\');
+                out.push(quote);
+            }
+            0x20..=0x7e => out.push(char::from(byte)),
+            _ => out.push_str(&format!("\\x{byte:02x}")),
+        }
+    }
+    out.push(quote);
+    out
+}
+
 /// S8, asyncio's documented `run_in_executor` example: the default thread pool, a custom thread
 /// pool and a custom process pool.
 pub(crate) fn executors(_: &Timing) {
     report(evloop::run(async {
         let lp = evloop::get_running_loop().map_err(|e| e.to_string())?;
         let text = |r: std::io::Result<Vec<u8>>| match r {
-            Ok(bytes) => format!("{} random bytes", bytes.len()),
+            Ok(bytes) => python_bytes(&bytes),
             Err(error) => format!("error: {error}"),
         };
 
@@ -311,7 +343,7 @@ pub(crate) fn executors(_: &Timing) {
             .run_in_executor(None, blocking_io)
             .map_err(|e| e.to_string())?;
         let result = result.await.map_err(|e| e.to_string())?;
-        println!("default thread pool: {}", text(result));
+        println!("default thread pool {}", text(result));
 
         // Python's `with ThreadPoolExecutor() as pool:` is a pool dropped at the end of a block.
         {
@@ -320,7 +352,7 @@ pub(crate) fn executors(_: &Timing) {
                 .run_in_executor(Some(&pool), blocking_io)
                 .map_err(|e| e.to_string())?;
             let result = result.await.map_err(|e| e.to_string())?;
-            println!("custom thread pool: {}", text(result));
+            println!("custom thread pool {}", text(result));
         }
 
         {
@@ -329,7 +361,7 @@ pub(crate) fn executors(_: &Timing) {
                 .run_in_process_pool(&pool, cpu_bound, std::hint::black_box(10_000_000))
                 .map_err(|e| e.to_string())?;
             let result = result.await.map_err(|e| e.to_string())?;
-            println!("custom process pool: {result}");
+            println!("custom process pool {result}");
         }
         Ok(())
     }));
@@ -395,11 +427,11 @@ pub(crate) fn subprocess_outlives(timing: &Timing) {
 
 /// The asyncio docs' `Queue` example: three workers take sleep times from a queue and main
 /// waits with `join()`, then cancels them. Fixed sleep times (see the Python version,
-/// seed-programs/queue_join.py), so that both print the same lines.
+/// python/queue_join.py), so that both print the same lines.
 pub(crate) fn queue_join(timing: &Timing) {
     const SLEEPS: [f64; 20] = [
-        0.53, 0.21, 0.38, 0.82, 0.71, 0.21, 0.89, 0.87, 0.09, 0.66, 0.41, 0.12, 0.35, 0.66, 0.15,
-        0.36, 0.7, 0.27, 0.88, 0.59,
+        0.96, 0.31, 0.08, 0.5, 0.77, 0.67, 0.77, 0.77, 0.27, 0.68, 0.96, 0.15, 0.46, 0.76, 0.94,
+        0.12, 0.39, 0.61, 0.57, 0.63,
     ];
 
     async fn worker(name: String, queue: evloop::Queue<f64>) {
@@ -433,7 +465,7 @@ pub(crate) fn queue_join(timing: &Timing) {
         }
         evloop::gather_settled(tasks).await;
         println!("====");
-        println!("3 workers slept in parallel for {total_slept_for:.1} seconds");
+        println!("3 workers slept in parallel for {total_slept_for:.0} seconds");
         println!("total expected sleep time: {total_sleep_time:.2} seconds");
         Ok(())
     }));

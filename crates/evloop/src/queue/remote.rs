@@ -14,6 +14,7 @@ use std::task::{Poll, Waker};
 
 use evloop_reactor::{EventLoop, ExceptionContext};
 
+use crate::LoopExt;
 use crate::queue::{GenericQueue, QueueShutDown, Store};
 
 /// A `Send + Sync` handle that puts into a [`GenericQueue`] from any thread (made by
@@ -156,11 +157,12 @@ where
     ///
     /// # Panics
     ///
-    /// Outside a running loop ("no running event loop"), or on a loop other than the one the
-    /// queue is bound to.
+    /// Outside a running loop, or on a loop other than the one the queue is bound to.
     #[track_caller]
     pub fn remote(&self) -> RemoteQueue<S::Item> {
-        let lp = EventLoop::running().unwrap_or_else(|| panic!("no running event loop"));
+        let lp = EventLoop::running().unwrap_or_else(|| {
+            panic!("remote() called outside a running event loop: call it inside evloop::run")
+        });
         self.inner.binding.check("Queue");
         let inbox = Arc::new(Mutex::new(Inbox {
             items: VecDeque::new(),
@@ -201,7 +203,7 @@ where
                 }
             }
         };
-        let task = crate::task::spawn_on(&lp, forward).unwrap_or_else(|e| panic!("{e}"));
+        let task = lp.create_task(forward).unwrap_or_else(|e| panic!("{e}"));
         task.set_name("RemoteQueue forwarder");
         task.detach();
         RemoteQueue { inbox }
