@@ -129,8 +129,7 @@ impl Handle {
     /// let mut ctx = Context::new();
     /// ctx.run(|| V.set(1));
     /// let h = Handle::with_context(|| assert_eq!(V.get(), Some(1)), Location::caller(), ctx.snapshot());
-    /// let _scope = h.enter_context();
-    /// assert!(h.run());
+    /// assert!(h.within_context(|| h.run()));
     /// ```
     #[inline]
     pub fn with_context(

@@ -5,7 +5,8 @@
 //! `call_later`, `call_soon_threadsafe`, `stop`, `close`, the exception handler) from
 //! `evloop-reactor`, and on top of it asyncio's coroutine layer: [`Task`]s, [`LoopFuture`]s,
 //! [`sleep`], [`timeout`], [`gather`](fn@gather), [`wait`], [`shield`], [`TaskGroup`], cancellation you can
-//! catch ([`catch_cancel`]), and [`run`] with asyncio's shutdown sequence. Blocking and
+//! catch ([`catch_cancel`]), [`run`] with asyncio's shutdown sequence, and asyncio's
+//! synchronization primitives and queues ([`sync`], [`queue`]). Blocking and
 //! CPU-bound work goes to executors wired to the loop ([`ExecutorExt::run_in_executor`],
 //! [`to_thread`], [`ExecutorExt::run_in_process_pool`]) on the standalone thread and process
 //! pools, re-exported here as [`ThreadPoolExecutor`] and [`ProcessPool`].
@@ -46,6 +47,7 @@ pub mod executor;
 #[path = "executor_off.rs"]
 mod executor;
 mod future;
+pub mod queue;
 mod runner;
 #[cfg(feature = "signal")]
 mod sigint;
@@ -54,6 +56,7 @@ mod sigint;
 mod sigint;
 #[cfg(feature = "signal")]
 mod signals;
+pub mod sync;
 mod task;
 mod task_group;
 #[cfg(feature = "thread-pool")]
@@ -86,9 +89,13 @@ pub use evloop_thread_pool::{JobError, ThreadPoolExecutor};
 #[cfg(feature = "thread-pool")]
 pub use executor::{Executor, ExecutorExt, ExecutorFuture, to_thread};
 pub use future::LoopFuture;
+pub use queue::{LifoQueue, PriorityQueue, Queue, QueueEmpty, QueueFull, QueueShutDown};
 pub use runner::{LoopExt, Runner, run, run_with};
 #[cfg(feature = "signal")]
 pub use signals::SignalStream;
+pub use sync::{
+    Barrier, BoundedSemaphore, BrokenBarrierError, Condition, Event, Lock, Semaphore, ValueError,
+};
 pub use task::{
     AnyTask, CatchCancel, Raise, Task, all_tasks, catch_cancel, create_task,
     create_task_with_context, current_task,
