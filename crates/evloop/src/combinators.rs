@@ -68,7 +68,7 @@ impl GatherChildren {
     }
 
     fn suspend<R>(self: &Rc<Self>) -> Poll<R> {
-        register_waiter(|| Waiter::Other(self.clone()));
+        register_waiter(self.id(), || Waiter::Other(self.clone()));
         Poll::Pending
     }
 }
@@ -83,6 +83,10 @@ impl Cancellable for GatherChildren {
             self.cancel_requested.set(true);
         }
         any
+    }
+
+    fn awaited(&self) -> crate::dump::Awaited {
+        crate::dump::Awaited::Gather(self.children.iter().map(AnyTask::id).collect())
     }
 }
 

@@ -27,6 +27,8 @@ type DoneCallback<T> = Box<dyn FnOnce(&LoopFuture<T>)>;
 
 struct Inner<T> {
     lp: EventLoop,
+    /// Where it was made (`create_future`'s caller): the task dump's "suspended at".
+    created_at: &'static std::panic::Location<'static>,
     state: State<T>,
     waiters: Vec<Waker>,
     callbacks: Vec<DoneCallback<T>>,
@@ -59,10 +61,12 @@ impl<T> Clone for LoopFuture<T> {
 }
 
 impl<T: 'static> LoopFuture<T> {
+    #[track_caller]
     pub(crate) fn new(lp: &EventLoop) -> LoopFuture<T> {
         LoopFuture {
             inner: Rc::new(RefCell::new(Inner {
                 lp: lp.clone(),
+                created_at: std::panic::Location::caller(),
                 state: State::Pending,
                 waiters: Vec::new(),
                 callbacks: Vec::new(),
@@ -89,8 +93,11 @@ impl<T: 'static> LoopFuture<T> {
     }
 
     /// Sets an error; "invalid state" if the future is already done.
-    pub fn set_error(&self, error: impl std::error::Error + 'static) -> Result<(), InvalidState> {
-        self.complete(Err(FutureError::Failed(Rc::new(error))))
+    pub fn set_error(
+        &self,
+        error: impl std::error::Error + Send + Sync + 'static,
+    ) -> Result<(), InvalidState> {
+        self.complete(Err(FutureError::Failed(std::sync::Arc::new(error))))
     }
 
     /// Cancels the future; false if it is already done.
@@ -204,7 +211,7 @@ impl<T: Clone + 'static> Future for LoopFuture<T> {
                     inner.waiters.push(cx.waker().clone());
                 }
                 drop(inner);
-                register_waiter(|| Waiter::Other(self.inner.clone()));
+                register_waiter(self.waiter_id(), || Waiter::Other(self.inner.clone()));
                 Poll::Pending
             }
         }
@@ -221,6 +228,13 @@ impl<T: 'static> LoopFuture<T> {
 impl<T: 'static> Cancellable for RefCell<Inner<T>> {
     fn cancel_from_waiter(self: Rc<Self>, cancelled: &Cancelled) -> bool {
         complete(&self, Err(FutureError::Cancelled(cancelled.clone()))).is_ok()
+    }
+
+    fn awaited(&self) -> crate::dump::Awaited {
+        crate::dump::Awaited::Future {
+            what: format!("LoopFuture<{}>", std::any::type_name::<T>()),
+            made_at: self.borrow().created_at,
+        }
     }
 }
 

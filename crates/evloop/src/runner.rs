@@ -128,6 +128,7 @@ impl LoopExt for EventLoop {
         run_spawned(self, task)
     }
 
+    #[track_caller]
     fn create_future<T: 'static>(&self) -> LoopFuture<T> {
         LoopFuture::new(self)
     }
@@ -140,12 +141,18 @@ fn run_spawned<T: 'static>(lp: &EventLoop, mut task: Task<T>) -> Result<T, RunEr
     let active = Rc::new(Cell::new(true));
     let (stopper, armed) = (lp.clone(), active.clone());
     task.add_done_callback(move || {
-        if armed.get() {
+        if armed.replace(false) {
             stopper.stop();
         }
     });
     let ran = lp.run_forever();
-    active.set(false);
+    // asyncio removes its callback in `finally`, which keeps it from stopping a later run,
+    // unless the future completed in the very iteration the loop stopped in: the callback was
+    // already scheduled then, and it stops the next run after one iteration (a `stop()` inside
+    // the main task's last step makes `asyncio.run`'s clean-up fail that way).
+    if !task.done() {
+        active.set(false);
+    }
     ran?;
     match task.take_result() {
         Some(outcome) => outcome.map_err(RunError::Task),
@@ -176,16 +183,34 @@ where
     F: Future + 'static,
     F::Output: 'static,
 {
+    run_with(Runner::new(), main)
+}
+
+/// [`run`] on a configured [`Runner`] (asyncio's `run(main, debug=..., loop_factory=...)`):
+/// runs `main` on the runner's loop, then shuts down as `run` does.
+///
+/// ```
+/// let debug = evloop::run_with(evloop::Runner::new().debug(true), async {
+///     evloop::get_running_loop().unwrap().get_debug()
+/// });
+/// assert!(debug.unwrap());
+/// ```
+#[track_caller]
+pub fn run_with<F>(mut runner: Runner, main: F) -> Result<F::Output, RunError>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
     // The process pool's worker entry check comes before anything else: in a worker process
     // this never returns (the Rust form of `if __name__ == '__main__'`).
-    evloop_process_pool::init();
+    crate::entry::worker_entry_check();
     if EventLoop::running_id() != 0 {
         return Err(RunError::NestedRun);
     }
-    let mut runner = Runner::new();
     let outcome = runner.run(main);
-    runner.close();
-    outcome
+    // As `with Runner() as r: return r.run(main)`: a failing clean-up replaces the outcome.
+    let closed = runner.close();
+    closed.and(outcome)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -204,7 +229,7 @@ enum RunnerState {
 /// let mut runner = evloop::Runner::new();
 /// assert_eq!(runner.run(async { 1 }).unwrap(), 1);
 /// assert_eq!(runner.run(async { 2 }).unwrap(), 2);
-/// runner.close();
+/// runner.close().unwrap();
 /// assert_eq!(runner.run(async { 3 }).unwrap_err().to_string(), "Runner is closed");
 /// ```
 pub struct Runner {
@@ -257,6 +282,20 @@ impl Runner {
         Ok(handle)
     }
 
+    /// Runs the loop in debug mode, or not, whatever `EVLOOP_DEBUG` says (asyncio's
+    /// `Runner(debug=...)`): slow callbacks are reported, and so are tasks' creation sites in
+    /// reports. Has no effect once the loop exists.
+    ///
+    /// ```
+    /// let mut runner = evloop::Runner::new().debug(true);
+    /// let debug = runner.run(async { evloop::get_running_loop().unwrap().get_debug() });
+    /// assert!(debug.unwrap());
+    /// ```
+    pub fn debug(mut self, on: bool) -> Runner {
+        self.builder = self.builder.clone().debug(on);
+        self
+    }
+
     /// The runner's loop (created now if it does not exist yet).
     pub fn get_loop(&mut self) -> Result<EventLoop, RunError> {
         self.lazy_init()
@@ -294,59 +333,73 @@ impl Runner {
         let handle = main.any();
         let sigint = SigintGuard::install(&lp, handle.clone());
         let outcome = run_spawned(&lp, main);
-        let interrupts = sigint.map_or(0, SigintGuard::finish);
+        let interrupts = sigint.map(SigintGuard::finish);
         self.context = handle.get_context();
+        let (count, cancelled_main) =
+            interrupts.map_or((0, false), |i| (i.count, i.cancelled_main));
         match outcome {
             // asyncio: `if self._interrupt_count > 0 and task.uncancel() == 0: raise
-            // KeyboardInterrupt()`; a main the program had cancelled too stays a cancellation.
+            // KeyboardInterrupt()`: a main the program had cancelled as well stays a
+            // cancellation (so does one that ended before the Ctrl-C could reach it).
             Err(RunError::Task(error))
-                if interrupts > 0 && error.is_cancelled() && handle.uncancel() == 0 =>
+                if cancelled_main && error.is_cancelled() && handle.uncancel() == 0 =>
             {
                 Err(RunError::Interrupted)
             }
-            Err(RunError::StoppedBeforeComplete) if interrupts > 1 => Err(RunError::Interrupted),
+            Err(RunError::StoppedBeforeComplete) if count > 1 => Err(RunError::Interrupted),
             outcome => outcome,
         }
     }
 
-    /// Shuts down: cancels every pending task and waits for them, reports failures during that
-    /// clean-up through the exception handler, joins the default executor (asyncio's 300 s
-    /// limit; a running `to_thread` job is waited for), then closes the loop. Idempotent.
-    pub fn close(&mut self) {
+    /// Shuts down (asyncio's `Runner.close`): cancels every pending task and waits for them
+    /// (panics among them go to the exception handler), joins the default executor (asyncio's
+    /// 300 s limit; a running `to_thread` job is waited for), then closes the loop, which
+    /// happens even if the clean-up fails; the failure (the loop stopped before the tasks were
+    /// done, say) is returned. Idempotent: a second call returns `Ok`. Dropping the runner
+    /// closes it and reports a failure through the exception handler.
+    pub fn close(&mut self) -> Result<(), RunError> {
         if self.state == RunnerState::Closed {
-            return;
+            return Ok(());
         }
         self.state = RunnerState::Closed;
-        let Some(lp) = self.lp.take() else { return };
-        cancel_all_tasks(&lp);
-        // asyncio G4 step 3: a thread still running (a `to_thread` job) keeps us here until it
-        // finishes, or for at most 300 s.
-        if !lp.is_closed()
-            && let Err(error) = join_default_on_exit(&lp)
-        {
-            lp.call_exception_handler(
-                ExceptionContext::new("error while shutting down the default executor")
-                    .with_exception(error),
-            );
-        }
+        let Some(lp) = self.lp.take() else {
+            return Ok(());
+        };
+        // asyncio's close(): the loop is closed whatever happens (its `finally`), and a failure
+        // of the clean-up is raised to the caller.
+        let cleaned = cancel_all_tasks(&lp).and_then(|()| {
+            // asyncio G4 step 3: a thread still running (a `to_thread` job) keeps us here until
+            // it finishes, or for at most 300 s.
+            if lp.is_closed() {
+                Ok(())
+            } else {
+                join_default_on_exit(&lp)
+            }
+        });
         // The loop is not running here, so close() cannot fail with "running"; a loop closed by
         // user code already is fine (close is idempotent).
         let _ = lp.close();
+        cleaned
     }
 }
 
 impl Drop for Runner {
     fn drop(&mut self) {
-        self.close();
+        if let Err(error) = self.close() {
+            crate::task::report(
+                ExceptionContext::new("error while closing an evloop::Runner")
+                    .with_exception(error),
+            );
+        }
     }
 }
 
 /// asyncio's `_cancel_all_tasks`: cancel what is pending, run until all of it is done (tasks
 /// that catch the cancellation are waited for), then report the ones that panicked.
-fn cancel_all_tasks(lp: &EventLoop) {
+fn cancel_all_tasks(lp: &EventLoop) -> Result<(), RunError> {
     let tasks = tasks_of(lp);
     if tasks.is_empty() {
-        return;
+        return Ok(());
     }
     for task in &tasks {
         task.cancel();
@@ -354,12 +407,7 @@ fn cancel_all_tasks(lp: &EventLoop) {
     let waiting = AllDone {
         tasks: tasks.clone(),
     };
-    if let Err(error) = lp.run_until_complete(waiting) {
-        lp.call_exception_handler(
-            ExceptionContext::new("error while cancelling tasks during evloop::run() shutdown")
-                .with_exception(error),
-        );
-    }
+    lp.run_until_complete(waiting)?;
     for task in &tasks {
         if let Some(panic) = task.take_unreported_panic() {
             lp.call_exception_handler(
@@ -369,6 +417,7 @@ fn cancel_all_tasks(lp: &EventLoop) {
             );
         }
     }
+    Ok(())
 }
 
 /// Completes once every task in the list is done.

@@ -166,7 +166,7 @@ fn a_runner_keeps_one_context_across_its_runs() {
         })
         .unwrap();
     let second = runner.run(async { REQUEST.get() }).unwrap();
-    runner.close();
+    runner.close().unwrap();
     assert_eq!(second, Some(3));
     assert_eq!(REQUEST.get(), None, "the caller's context is untouched");
 }

@@ -21,8 +21,8 @@ where
 {
     let mut runner = Runner::with_builder(EventLoop::builder().virtual_clock(true));
     let outcome = runner.run(main);
-    runner.close();
-    outcome
+    let closed = runner.close();
+    closed.and(outcome)
 }
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -840,9 +840,9 @@ fn runner_reuses_its_loop_and_refuses_after_close() {
         second, 2,
         "the leftover task and this main are both pending"
     );
-    runner.close();
+    runner.close().unwrap();
     assert!(first.is_closed());
-    runner.close();
+    runner.close().unwrap();
     assert_eq!(runner.run(async {}).unwrap_err(), RunError::RunnerClosed);
     assert_eq!(runner.get_loop().unwrap_err(), RunError::RunnerClosed);
     // Drop closes too.

@@ -62,6 +62,7 @@ mod codec;
 mod error;
 mod pool;
 mod spawn;
+mod stream;
 pub mod testing;
 mod trampoline;
 mod wire;
@@ -70,6 +71,7 @@ mod worker;
 pub use error::{Broken, POOL_NOT_USABLE, ProcessPoolError, TERMINATED_ABRUPTLY};
 pub use evloop_thread_pool::future::Timeout;
 pub use pool::{MapResults, ProcessFuture, ProcessPool, ProcessPoolBuilder};
+pub use stream::MapStream;
 
 /// The worker entry check: call it first thing in `main`.
 ///

@@ -255,7 +255,9 @@ impl ProcessPoolBuilder {
     /// assert!(pool.worker_pids().is_empty());
     /// ```
     pub fn build(self) -> Result<ProcessPool, ProcessPoolError> {
-        let max_workers = self.max_workers.unwrap_or_else(|| num_cpus::get().max(1));
+        let max_workers = self
+            .max_workers
+            .unwrap_or_else(evloop_thread_pool::process_cpu_count);
         if max_workers == 0 {
             return Err(ProcessPoolError::InvalidArgument(
                 "max_workers must be greater than 0",
@@ -627,9 +629,9 @@ impl Drop for ProcessPool {
 /// # }
 /// ```
 pub struct MapResults<R> {
-    futures: VecDeque<ProcessFuture<Vec<R>>>,
-    current: std::vec::IntoIter<R>,
-    failed: bool,
+    pub(crate) futures: VecDeque<ProcessFuture<Vec<R>>>,
+    pub(crate) current: std::vec::IntoIter<R>,
+    pub(crate) failed: bool,
 }
 
 impl<R> std::fmt::Debug for MapResults<R> {

@@ -22,7 +22,7 @@ use evloop_callbacks::{Context, Handle, Ready, ReadyQueue, TaskRef, TimerHandle,
 use mio::{Events, Poll, Token};
 
 use crate::clock::Clock;
-use crate::exception::{ExceptionContext, ExceptionHandler, default_exception_handler};
+use crate::exception::{ExceptionContext, ExceptionHandler, Severity, default_exception_handler};
 use crate::io::IoState;
 use crate::remote::{RemoteHandle, RemoteItem, Shared};
 use crate::{LoopError, Panic};
@@ -88,7 +88,19 @@ type Extensions = HashMap<TypeId, Rc<dyn Any>, std::hash::BuildHasherDefault<Typ
 #[derive(Debug, Default, Clone)]
 pub struct Builder {
     virtual_clock: bool,
-    debug: bool,
+    /// `None`: from the environment (`EVLOOP_DEBUG`), as asyncio reads `PYTHONASYNCIODEBUG`.
+    debug: Option<bool>,
+}
+
+/// Whether `EVLOOP_DEBUG` asks for debug mode: set to anything but empty or `0` (asyncio takes
+/// any non-empty `PYTHONASYNCIODEBUG`; `0` meaning "on" would surprise).
+///
+/// ```
+/// let lp = evloop_reactor::EventLoop::new().unwrap();
+/// assert_eq!(lp.get_debug(), evloop_reactor::debug_from_env());
+/// ```
+pub fn debug_from_env() -> bool {
+    std::env::var_os("EVLOOP_DEBUG").is_some_and(|v| !v.is_empty() && v != "0")
 }
 
 impl Builder {
@@ -99,9 +111,11 @@ impl Builder {
         self
     }
 
-    /// Starts in debug mode (slow callbacks are reported).
+    /// Starts in debug mode (slow callbacks are reported), or not, whatever `EVLOOP_DEBUG` says.
+    /// Without this call the loop starts in debug mode when `EVLOOP_DEBUG` is set (to anything
+    /// but empty or `0`).
     pub fn debug(mut self, on: bool) -> Builder {
-        self.debug = on;
+        self.debug = Some(on);
         self
     }
 
@@ -126,7 +140,7 @@ impl Builder {
                 closed: Cell::new(false),
                 close_after_run: Cell::new(false),
                 poll_failures: Cell::new(0),
-                debug: Cell::new(self.debug),
+                debug: Cell::new(self.debug.unwrap_or_else(debug_from_env)),
                 slow_callback: Cell::new(DEFAULT_SLOW_CALLBACK),
                 iterations: Cell::new(0),
                 exception_handler: RefCell::new(None),
@@ -312,6 +326,7 @@ impl EventLoop {
     /// Appends to the ready queue, after whatever other threads sent before (asyncio appends
     /// both kinds of `call_soon` to one deque, so a thread-safe call that happened before this
     /// one runs first).
+    #[inline]
     fn push_ready(&self, handle: Handle) -> Result<Handle, LoopError> {
         if self.inner.shared.queue.has_items() {
             self.take_remote();
@@ -874,24 +889,28 @@ impl EventLoop {
         inner.remote_batch.replace(batch);
     }
 
+    #[inline]
     fn run_handle(&self, handle: Handle) {
-        let started = self.inner.debug.get().then(Instant::now);
+        if self.inner.debug.get() {
+            return self.run_handle_timed(handle);
+        }
         // The callback, and the report of its failure, run in its own context (asyncio 3.12+
         // runs the exception handler in the failing handle's context).
-        let _context = handle.enter_context();
-        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| handle.run())) {
-            let message = format!(
-                "Exception in callback {} at {}",
-                handle.callback_name(),
-                handle.location()
-            );
-            self.call_exception_handler(
-                ExceptionContext::new(message)
-                    .with_exception(Panic::from_payload(payload))
-                    .with_handle(handle.clone()),
-            );
-        }
-        if let Some(started) = started {
+        handle.within_context(|| {
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| handle.run())) {
+                self.report_callback_panic(&handle, payload);
+            }
+        });
+    }
+
+    /// Debug mode's `run_handle`: the same, timed, and a slow callback reported.
+    #[inline(never)]
+    fn run_handle_timed(&self, handle: Handle) {
+        handle.within_context(|| {
+            let started = Instant::now();
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| handle.run())) {
+                self.report_callback_panic(&handle, payload);
+            }
             let took = started.elapsed();
             if took >= self.inner.slow_callback.get() {
                 self.call_exception_handler(
@@ -899,10 +918,26 @@ impl EventLoop {
                         "Executing {handle:?} took {:.3} seconds",
                         took.as_secs_f64()
                     ))
-                    .with_handle(handle),
+                    .with_severity(Severity::Warning)
+                    .with_handle(handle.clone()),
                 );
             }
-        }
+        });
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn report_callback_panic(&self, handle: &Handle, payload: Box<dyn std::any::Any + Send>) {
+        let message = format!(
+            "Exception in callback {} at {}",
+            handle.callback_name(),
+            handle.location()
+        );
+        self.call_exception_handler(
+            ExceptionContext::new(message)
+                .with_exception(Panic::from_payload(payload))
+                .with_handle(handle.clone()),
+        );
     }
 
     fn run_task(&self, task: TaskRef) {
@@ -929,6 +964,7 @@ impl EventLoop {
                         "Executing {described} took {:.3} seconds",
                         took.as_secs_f64()
                     ))
+                    .with_severity(Severity::Warning)
                     .with_task(described),
                 );
             }

@@ -45,14 +45,16 @@ mod job;
 mod map;
 mod pool;
 mod sleep;
+mod stream;
 mod sync;
 mod worker;
 
-pub use builder::{ThreadPoolBuilder, default_max_workers};
+pub use builder::{ThreadPoolBuilder, default_max_workers, process_cpu_count};
 pub use error::{BuildError, JobError};
 pub use future::{JobFuture, JobPromise, as_completed, job_channel};
 pub use map::Map;
 pub use pool::ThreadPoolExecutor;
+pub use stream::{AsCompletedStream, MapStream};
 
 // The README's example runs as a doc test too.
 #[doc = include_str!("../README.md")]

@@ -18,7 +18,7 @@ const LONG: Duration = Duration::from_secs(30);
 
 #[test]
 fn default_worker_count_is_pythons_formula() {
-    let expected = (num_cpus::get() + 4).min(32);
+    let expected = (evloop_thread_pool::process_cpu_count() + 4).min(32);
     assert_eq!(default_max_workers(), expected);
     assert_eq!(ThreadPoolExecutor::new().max_workers(), expected);
 }

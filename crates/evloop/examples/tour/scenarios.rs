@@ -21,6 +21,9 @@ pub(crate) struct Timing {
     pub(crate) thread: Duration,
     /// The limit given to `shutdown_default_executor` in S9.
     pub(crate) join_limit: Duration,
+    /// Run the queue scenario on a virtual clock (its sleeps take no time, its figures are
+    /// exact); the tour itself sleeps for real, as CPython does.
+    pub(crate) virtual_clock: bool,
 }
 
 impl Timing {
@@ -31,6 +34,7 @@ impl Timing {
             main: Duration::from_millis(100),
             thread: Duration::from_secs(2),
             join_limit: Duration::from_millis(500),
+            virtual_clock: false,
         }
     }
 
@@ -43,6 +47,7 @@ impl Timing {
             // Far apart, so a loaded machine cannot turn S9's timeout into a join.
             thread: Duration::from_millis(500),
             join_limit: Duration::from_millis(50),
+            virtual_clock: true,
         }
     }
 }
@@ -64,6 +69,7 @@ pub(crate) const ALL: &[(&str, Scenario)] = &[
     ("executors", executors),
     ("executor-futures", executor_futures),
     ("subprocess-outlives", subprocess_outlives),
+    ("queue-join", queue_join),
 ];
 
 /// Prints how `run()` ended, the way a Python traceback would end the program.
@@ -146,13 +152,13 @@ pub(crate) fn normal_exit(timing: &Timing) {
     }));
 }
 
-/// S2: main returns while the task sleeps; run() cancels the task during its shutdown.
+/// S2: main returns while the task sleeps (the line after `return` never runs); run() cancels
+/// the task during its shutdown.
 pub(crate) fn early_return(timing: &Timing) {
     let (task_sleep, main_sleep) = (timing.task, timing.main);
     report(evloop::run(async move {
-        evloop::create_task(worker(task_sleep)).detach();
+        let _task = evloop::create_task(worker(task_sleep));
         evloop::sleep(main_sleep).await;
-        println!("Main done");
         Ok::<_, String>(())
     }));
 }
@@ -193,9 +199,12 @@ pub(crate) fn task_fails(timing: &Timing) {
     }));
 }
 
-/// S4: close() from inside a coroutine.
-pub(crate) fn close_inside(_: &Timing) {
-    report(evloop::run(async {
+/// S4: close() from inside a coroutine, with a task running: refused, and main fails with it.
+pub(crate) fn close_inside(timing: &Timing) {
+    let (task_sleep, main_sleep) = (timing.task, timing.main);
+    report(evloop::run(async move {
+        let _task = evloop::create_task(worker(task_sleep));
+        evloop::sleep(main_sleep).await;
         let lp = evloop::get_running_loop().map_err(|e| e.to_string())?;
         lp.close().map_err(|e| e.to_string())?;
         println!("Main done");
@@ -203,13 +212,16 @@ pub(crate) fn close_inside(_: &Timing) {
     }));
 }
 
-/// S5: stop() from inside a coroutine: the step finishes, then run() fails.
-pub(crate) fn stop_inside(_: &Timing) {
-    report(evloop::run(async {
+/// S5: stop() from inside a coroutine, with a task running: main finishes its step, and the
+/// stop reaches run()'s clean-up, which fails as asyncio's does.
+pub(crate) fn stop_inside(timing: &Timing) {
+    let (task_sleep, main_sleep) = (timing.task, timing.main);
+    report(evloop::run(async move {
+        let _task = evloop::create_task(worker(task_sleep));
+        evloop::sleep(main_sleep).await;
         let lp = evloop::get_running_loop().map_err(|e| e.to_string())?;
         lp.stop();
         println!("Main done");
-        evloop::sleep(Duration::from_secs(1)).await;
         Ok(())
     }));
 }
@@ -291,13 +303,39 @@ fn cpu_bound(n: u64) -> u128 {
     (0..n).map(|i| u128::from(i) * u128::from(i)).sum()
 }
 
+/// Bytes as Python prints them (`print(b)` shows `b'...'`), so the lines read as the original's.
+fn python_bytes(bytes: &[u8]) -> String {
+    let quote = if bytes.contains(&b'\'') && !bytes.contains(&b'"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = format!("b{quote}");
+    for &byte in bytes {
+        match byte {
+            b'\\' => out.push_str("\\\\"),
+            b'\t' => out.push_str("\\t"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            _ if char::from(byte) == quote => {
+                out.push('\\');
+                out.push(quote);
+            }
+            0x20..=0x7e => out.push(char::from(byte)),
+            _ => out.push_str(&format!("\\x{byte:02x}")),
+        }
+    }
+    out.push(quote);
+    out
+}
+
 /// S8, asyncio's documented `run_in_executor` example: the default thread pool, a custom thread
 /// pool and a custom process pool.
 pub(crate) fn executors(_: &Timing) {
     report(evloop::run(async {
         let lp = evloop::get_running_loop().map_err(|e| e.to_string())?;
         let text = |r: std::io::Result<Vec<u8>>| match r {
-            Ok(bytes) => format!("{} random bytes", bytes.len()),
+            Ok(bytes) => python_bytes(&bytes),
             Err(error) => format!("error: {error}"),
         };
 
@@ -305,7 +343,7 @@ pub(crate) fn executors(_: &Timing) {
             .run_in_executor(None, blocking_io)
             .map_err(|e| e.to_string())?;
         let result = result.await.map_err(|e| e.to_string())?;
-        println!("default thread pool: {}", text(result));
+        println!("default thread pool {}", text(result));
 
         // Python's `with ThreadPoolExecutor() as pool:` is a pool dropped at the end of a block.
         {
@@ -314,7 +352,7 @@ pub(crate) fn executors(_: &Timing) {
                 .run_in_executor(Some(&pool), blocking_io)
                 .map_err(|e| e.to_string())?;
             let result = result.await.map_err(|e| e.to_string())?;
-            println!("custom thread pool: {}", text(result));
+            println!("custom thread pool {}", text(result));
         }
 
         {
@@ -323,7 +361,7 @@ pub(crate) fn executors(_: &Timing) {
                 .run_in_process_pool(&pool, cpu_bound, std::hint::black_box(10_000_000))
                 .map_err(|e| e.to_string())?;
             let result = result.await.map_err(|e| e.to_string())?;
-            println!("custom process pool: {result}");
+            println!("custom process pool {result}");
         }
         Ok(())
     }));
@@ -384,5 +422,51 @@ pub(crate) fn subprocess_outlives(timing: &Timing) {
         evloop::sleep(main_sleep).await;
         println!("Main done");
         Ok::<_, String>(())
+    }));
+}
+
+/// The asyncio docs' `Queue` example: three workers take sleep times from a queue and main
+/// waits with `join()`, then cancels them. Fixed sleep times (see the Python version,
+/// python/queue_join.py), so that both print the same lines.
+pub(crate) fn queue_join(timing: &Timing) {
+    const SLEEPS: [f64; 20] = [
+        0.96, 0.31, 0.08, 0.5, 0.77, 0.67, 0.77, 0.77, 0.27, 0.68, 0.96, 0.15, 0.46, 0.76, 0.94,
+        0.12, 0.39, 0.61, 0.57, 0.63,
+    ];
+
+    async fn worker(name: String, queue: evloop::Queue<f64>) {
+        // Get a "work item" out of the queue, until the worker is cancelled.
+        while let Ok(sleep_for) = queue.get().await {
+            evloop::sleep(Duration::from_secs_f64(sleep_for)).await;
+            // Notify the queue that the "work item" has been processed.
+            queue.task_done().expect("one task_done per get");
+            println!("{name} has slept for {sleep_for:.2} seconds");
+        }
+    }
+
+    let mut runner =
+        evloop::Runner::with_builder(EventLoop::builder().virtual_clock(timing.virtual_clock));
+    report(runner.run(async {
+        let queue = evloop::Queue::new(0);
+        let mut total_sleep_time = 0.0;
+        for sleep_for in SLEEPS {
+            total_sleep_time += sleep_for;
+            queue.put_nowait(sleep_for).map_err(|e| e.to_string())?;
+        }
+        let tasks: Vec<_> = (0..3)
+            .map(|i| evloop::create_task(worker(format!("worker-{i}"), queue.clone())))
+            .collect();
+        let lp = evloop::get_running_loop().map_err(|e| e.to_string())?;
+        let started_at = lp.time();
+        queue.join().await;
+        let total_slept_for = (lp.time() - started_at).as_secs_f64();
+        for task in &tasks {
+            task.cancel();
+        }
+        evloop::gather_settled(tasks).await;
+        println!("====");
+        println!("3 workers slept in parallel for {total_slept_for:.0} seconds");
+        println!("total expected sleep time: {total_sleep_time:.2} seconds");
+        Ok(())
     }));
 }

@@ -7,10 +7,12 @@
 //!
 //! A socket is tied to its loop's thread (`!Send`), as asyncio's transports are.
 
+mod incoming;
 mod tcp;
 mod udp;
 mod unix;
 
+pub use incoming::Incoming;
 pub use tcp::{ReadHalf, TcpListener, TcpStream, WriteHalf};
 pub use udp::UdpSocket;
 pub use unix::{UnixListener, UnixStream};
