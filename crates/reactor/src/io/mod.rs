@@ -39,8 +39,10 @@ impl IoState {
         self.fds.borrow_mut().clear();
         let entries = self.registry.clear();
         for entry in &entries {
-            if let Entry::Io(io) = entry {
-                io.wake_all();
+            match entry {
+                Entry::Io(io) => io.wake_all(),
+                Entry::Direct(handler) => handler.on_loop_closed(),
+                Entry::Callbacks(_) => {}
             }
         }
         // Dropped with no borrow held: a callback's destructor may call back into the loop.
