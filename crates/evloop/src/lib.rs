@@ -8,7 +8,10 @@
 //! catch ([`catch_cancel`]), and [`run`] with asyncio's shutdown sequence. Blocking and
 //! CPU-bound work goes to executors wired to the loop ([`ExecutorExt::run_in_executor`],
 //! [`to_thread`], [`ExecutorExt::run_in_process_pool`]) on the standalone thread and process
-//! pools, re-exported here as [`ThreadPoolExecutor`] and [`ProcessPool`].
+//! pools, re-exported here as [`ThreadPoolExecutor`] and [`ProcessPool`]. Networking comes at
+//! asyncio's two levels: [`streams`] (`open_connection`, `start_server`, `StreamReader`,
+//! `StreamWriter`) and [`transport`]s with protocols, with names resolved on the default
+//! executor ([`NetExt::getaddrinfo`]) and TLS on rustls ([`tls`]).
 //!
 //! ```
 //! use std::time::Duration;
@@ -32,11 +35,15 @@ mod combinators;
 mod error;
 mod executor;
 mod future;
+mod network;
+mod resolve;
 mod runner;
 mod sigint;
+pub mod streams;
 mod task;
 mod task_group;
 mod time;
+pub mod tls;
 
 pub use combinators::{
     EmptyWait, Gather, ReturnWhen, Shield, gather, gather_settled, shield, wait,
@@ -50,10 +57,12 @@ pub use evloop_reactor::{
     Builder, ClockHold, EventLoop, ExceptionContext, ExceptionHandler, Handle, RemoteHandle,
     TimerHandle, default_exception_handler, get_running_loop,
 };
-pub use evloop_reactor::{SignalError, net, process};
+pub use evloop_reactor::{SignalError, net, process, transport};
 pub use evloop_thread_pool::{JobError, ThreadPoolExecutor};
 pub use executor::{ExecutorExt, ExecutorFuture, to_thread};
 pub use future::LoopFuture;
+pub use network::{ConnectOptions, NetExt, ServeOptions};
+pub use resolve::{AddrInfo, AddrInfoHints, ResolveError};
 pub use runner::{LoopExt, Runner, run};
 pub use task::{AnyTask, CatchCancel, Task, all_tasks, catch_cancel, create_task, current_task};
 pub use task_group::{ChildError, SpawnError, TaskGroup, TaskGroupError};
@@ -73,6 +82,7 @@ pub use evloop_process_pool as process_pool;
 
 /// What most programs import: `use evloop::prelude::*;`.
 pub mod prelude {
+    pub use crate::NetExt;
     pub use crate::{
         EventLoop, ExecutorExt, LoopExt, Task, TaskError, create_task, run, sleep, to_thread,
     };

@@ -121,6 +121,15 @@ pub fn transport_for_tcp_stream(
     Ok(SocketTransport::register(lp, stream.into_mio(), protocol)?.start())
 }
 
+/// The transport of an evloop [`UnixStream`].
+pub fn transport_for_unix_stream(
+    lp: &EventLoop,
+    stream: UnixStream,
+    protocol: Box<dyn Protocol>,
+) -> io::Result<Transport> {
+    Ok(SocketTransport::register(lp, stream.into_mio(), protocol)?.start())
+}
+
 /// asyncio's check: pipe transports take pipes, sockets and character devices only.
 fn check_pipe(fd: &OwnedFd) -> io::Result<()> {
     // SAFETY: `stat` is plain old data, filled in by fstat on a live fd.

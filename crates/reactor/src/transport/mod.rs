@@ -67,11 +67,15 @@ use std::rc::Rc;
 
 pub use connect::{
     StdStream, connect_accepted_socket, connect_read_pipe, connect_write_pipe, create_connection,
-    create_unix_connection, transport_for_tcp_stream,
+    create_unix_connection, transport_for_tcp_stream, transport_for_unix_stream,
 };
 pub use datagram::{DatagramError, DatagramProtocol, DatagramTransport, create_datagram_endpoint};
 pub use server::{Server, ServerClosed};
 pub use sock::SockAccept;
+
+/// `addr` in C form (`sockaddr_storage` and length), for the facade's `getnameinfo`.
+#[doc(hidden)]
+pub use sys::sockaddr as c_sockaddr;
 pub use write_buffer::{DEFAULT_HIGH_WATER, DEFAULT_LOW_WATER};
 
 /// The user's side of a connection: the callbacks the loop calls (asyncio's `Protocol`).
@@ -379,6 +383,28 @@ impl fmt::Debug for Transport {
             .field("peername", &self.peername())
             .field("closing", &self.is_closing())
             .finish()
+    }
+}
+
+/// A boxed protocol is a protocol (so factories of `Box<dyn Protocol>` can be served).
+impl Protocol for Box<dyn Protocol> {
+    fn connection_made(&mut self, transport: &Transport) {
+        (**self).connection_made(transport)
+    }
+    fn data_received(&mut self, data: &[u8]) {
+        (**self).data_received(data)
+    }
+    fn eof_received(&mut self) -> bool {
+        (**self).eof_received()
+    }
+    fn connection_lost(&mut self, error: Option<io::Error>) {
+        (**self).connection_lost(error)
+    }
+    fn pause_writing(&mut self) {
+        (**self).pause_writing()
+    }
+    fn resume_writing(&mut self) {
+        (**self).resume_writing()
     }
 }
 
