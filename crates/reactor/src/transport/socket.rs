@@ -287,7 +287,9 @@ impl<S: StreamIo> SocketTransport<S> {
         !self.closing.get() && !self.paused.get() && !self.peer_eof.get()
     }
 
-    fn read_ready(&self) {
+    /// Reads what the kernel has. With `to_the_end` (the peer closed, or no edge can be
+    /// trusted) reads go on until `WouldBlock` or EOF; otherwise a short read means drained.
+    fn read_ready(&self, to_the_end: bool) {
         for _ in 0..READS_PER_EVENT {
             if !self.reading_active() {
                 return;
@@ -305,8 +307,10 @@ impl<S: StreamIo> SocketTransport<S> {
                 Ok(n) => {
                     self.call_protocol("data_received", |p| p.data_received(&buf[..n]));
                     self.read_buf.put_back(buf);
-                    if n < READ_SIZE {
-                        // A short read: the kernel's queue is empty, the next data brings an edge.
+                    if n < READ_SIZE && !to_the_end {
+                        // A short read: the kernel's queue is empty, the next data brings an
+                        // edge. (Not so when this edge also said the peer closed: then no
+                        // later edge would report the EOF behind the data.)
                         return;
                     }
                 }
@@ -335,7 +339,7 @@ impl<S: StreamIo> SocketTransport<S> {
         };
         let scheduled = self.lp.call_soon(move || {
             this.read_scheduled.set(false);
-            this.read_ready();
+            this.read_ready(true);
         });
         if scheduled.is_err() {
             self.read_scheduled.set(false);
@@ -495,7 +499,7 @@ impl<S: StreamIo> ReadyHandler for SocketTransport<S> {
             return;
         }
         if S::READ && bits & (READABLE | READ_CLOSED | ERROR) != 0 {
-            self.read_ready();
+            self.read_ready(bits & (READ_CLOSED | ERROR) != 0);
         }
         if S::WRITE && bits & (WRITABLE | WRITE_CLOSED | ERROR) != 0 {
             if !self.wbuf.borrow().is_empty() {
