@@ -28,7 +28,10 @@ use evloop::{NetExt, ServeOptions};
 
 async fn serve_sockets(addr: String) -> std::io::Result<()> {
     let listener = TcpListener::bind(addr.as_str())?;
-    println!("echo server (sockets) listening on {}", listener.local_addr()?);
+    println!(
+        "echo server (sockets) listening on {}",
+        listener.local_addr()?
+    );
     loop {
         let (stream, _peer) = listener.accept().await?;
         evloop::create_task(async move {

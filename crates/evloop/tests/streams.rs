@@ -59,7 +59,11 @@ fn tcp_echo_with_many_clients() {
                     assert_eq!(reader.readline().await.unwrap(), line.as_bytes());
                 }
                 writer.write_eof().unwrap();
-                assert_eq!(reader.read(10).await.unwrap(), b"", "server closed after EOF");
+                assert_eq!(
+                    reader.read(10).await.unwrap(),
+                    b"",
+                    "server closed after EOF"
+                );
                 assert!(reader.at_eof());
                 writer.close();
                 writer.wait_closed().await.unwrap();
@@ -156,7 +160,10 @@ fn readexactly_at_eof_gives_the_partial_bytes() {
         }
         assert!(reader.at_eof());
         let e = reader.readuntil(b"\n").await.unwrap_err();
-        assert_eq!(e.to_string(), "0 bytes read on a total of None expected bytes");
+        assert_eq!(
+            e.to_string(),
+            "0 bytes read on a total of None expected bytes"
+        );
     })
     .unwrap();
 }
@@ -178,7 +185,11 @@ fn a_line_over_the_limit_fails_that_read_only() {
             }
             other => panic!("expected ValueError, got {other:?}"),
         }
-        assert_eq!(reader.readline().await.unwrap(), b"ok\n", "the stream goes on");
+        assert_eq!(
+            reader.readline().await.unwrap(),
+            b"ok\n",
+            "the stream goes on"
+        );
     })
     .unwrap();
     // No separator within the limit: the buffer is dropped.
@@ -208,7 +219,10 @@ fn a_line_over_the_limit_fails_that_read_only() {
         until(|| reader.buffered_len() == 9).await;
         match reader.readuntil(b"\n").await {
             Err(StreamError::LimitOverrun(e)) => {
-                assert_eq!(e.message, "Separator is found, but chunk is longer than limit");
+                assert_eq!(
+                    e.message,
+                    "Separator is found, but chunk is longer than limit"
+                );
                 assert_eq!(e.consumed, 8);
             }
             other => panic!("expected LimitOverrunError, got {other:?}"),
@@ -279,7 +293,9 @@ fn half_close_lets_the_server_answer_after_eof() {
             |reader: StreamReader, writer: StreamWriter| async move {
                 let all = reader.read_to_end().await.unwrap();
                 assert!(reader.at_eof());
-                writer.write(format!("got {} bytes", all.len()).as_bytes()).unwrap();
+                writer
+                    .write(format!("got {} bytes", all.len()).as_bytes())
+                    .unwrap();
                 writer.close();
             },
             Some("127.0.0.1"),
@@ -403,7 +419,9 @@ fn a_server_closed_with_connections_open_leaks_no_fd() {
         until(move || s.connection_count() == 5).await;
         server.close();
         // New connections are refused; the open ones keep working (asyncio 3.12).
-        let refused = streams::open_connection("127.0.0.1", port).await.unwrap_err();
+        let refused = streams::open_connection("127.0.0.1", port)
+            .await
+            .unwrap_err();
         assert_eq!(refused.kind(), ErrorKind::ConnectionRefused);
         let (reader, writer) = &pairs[0];
         writer.write(b"after close\n").unwrap();
@@ -470,7 +488,11 @@ fn getaddrinfo_runs_on_the_default_executor() {
             .unwrap();
         assert!(!found.is_empty());
         assert!(found.iter().all(|i| i.addr.ip().is_loopback()));
-        assert_eq!(threads_named("evloop_"), 1, "resolved on the default executor");
+        assert_eq!(
+            threads_named("evloop_"),
+            1,
+            "resolved on the default executor"
+        );
         let (host, service) = lp
             .getnameinfo(
                 "127.0.0.1:80".parse().unwrap(),
