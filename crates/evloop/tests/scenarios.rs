@@ -218,3 +218,27 @@ fn subprocess_outlives() {
     // "hi" came from the child after its sleep, long after main returned.
     assert!(started.elapsed() >= std::time::Duration::from_millis(200));
 }
+
+#[test]
+fn streams_echo() {
+    let lines = run_scenario("streams-echo");
+    assert_eq!(lines.len(), 7, "{lines:?}");
+    assert!(
+        lines[0].starts_with("Serving on ('127.0.0.1', "),
+        "{lines:?}"
+    );
+    assert_eq!(lines[1], "Send: 'Hello World!'");
+    assert!(
+        lines[2].starts_with("Received 'Hello World!' from ('127.0.0.1', "),
+        "{lines:?}"
+    );
+    assert_eq!(
+        &lines[3..],
+        [
+            "Send: 'Hello World!'",
+            "Close the connection",
+            "Received: 'Hello World!'",
+            "Close the connection"
+        ]
+    );
+}

@@ -8,10 +8,10 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use evloop::streams::{self, StreamReader, StreamWriter};
+use evloop::tls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use evloop::tls::{ClientTls, ServerTls, TlsRole};
 use evloop::transport::{ExtraInfo, Protocol, Transport};
 use evloop::{ConnectOptions, NetExt, ServeOptions};
-use evloop::tls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 /// A self-signed certificate for "localhost" and 127.0.0.1, and the TLS settings of both sides.
 fn tls_pair() -> (ServerTls, ClientTls, CertificateDer<'static>) {
@@ -95,7 +95,9 @@ fn protocols_over_tls_see_plaintext() {
             self.0.as_ref().unwrap().write(data).unwrap();
         }
         fn connection_lost(&mut self, error: Option<io::Error>) {
-            self.1.borrow_mut().push(format!("lost {}", error.is_some()));
+            self.1
+                .borrow_mut()
+                .push(format!("lost {}", error.is_some()));
         }
     }
     evloop::run(async move {
@@ -133,7 +135,11 @@ fn protocols_over_tls_see_plaintext() {
             )
             .await
             .unwrap();
-        assert_eq!(client_log.borrow()[..], ["made"], "made after the handshake");
+        assert_eq!(
+            client_log.borrow()[..],
+            ["made"],
+            "made after the handshake"
+        );
         t.write(b"over tls").unwrap();
         for _ in 0..10_000 {
             if client_log.borrow().len() == 2 {
@@ -185,7 +191,10 @@ fn start_tls_upgrades_an_open_connection() {
             .start_tls(TlsRole::Client(client_tls, "localhost".into()), None)
             .await
             .unwrap();
-        assert!(matches!(writer.get_extra_info("peercert"), Some(ExtraInfo::Bytes(_))));
+        assert!(matches!(
+            writer.get_extra_info("peercert"),
+            Some(ExtraInfo::Bytes(_))
+        ));
         writer.write(b"now encrypted\n").unwrap();
         assert_eq!(reader.readline().await.unwrap(), b"now encrypted\n");
         writer.close();
@@ -227,7 +236,11 @@ fn an_untrusted_certificate_fails_the_handshake_only() {
             }
             evloop::sleep(Duration::from_micros(100)).await;
         }
-        assert_eq!(server.connection_count(), 0, "the failed connection is gone");
+        assert_eq!(
+            server.connection_count(),
+            0,
+            "the failed connection is gone"
+        );
         assert!(server.is_serving());
         server.close();
     })
