@@ -469,7 +469,7 @@ impl NetExt for EventLoop {
 
     fn create_server<P: Protocol, F: FnMut() -> P + 'static>(
         &self,
-        mut factory: F,
+        factory: F,
         host: Option<&str>,
         port: u16,
         options: ServeOptions,
@@ -485,7 +485,7 @@ impl NetExt for EventLoop {
                     tls_factory(&lp, factory, tls, options.handshake_timeout),
                     options.backlog,
                 ),
-                None => Server::bind_tcp(&lp, &addrs, move || factory(), options.backlog),
+                None => Server::bind_tcp(&lp, &addrs, factory, options.backlog),
             }
         }
     }
@@ -523,7 +523,7 @@ impl NetExt for EventLoop {
 
     fn create_unix_server<P: Protocol, F: FnMut() -> P + 'static>(
         &self,
-        mut factory: F,
+        factory: F,
         path: impl Into<PathBuf>,
         options: ServeOptions,
     ) -> io::Result<Server> {
@@ -535,7 +535,7 @@ impl NetExt for EventLoop {
                 tls_factory(self, factory, tls, options.handshake_timeout),
                 options.backlog,
             ),
-            None => Server::bind_unix(self, &path, move || factory(), options.backlog),
+            None => Server::bind_unix(self, &path, factory, options.backlog),
         }
     }
 

@@ -271,8 +271,8 @@ pub(crate) async fn getnameinfo(
         if code != 0 {
             return Err(gai_error(code));
         }
-        // SAFETY: getnameinfo wrote NUL-terminated strings into both buffers.
         let text = |buf: &[libc::c_char]| {
+            // SAFETY: getnameinfo wrote a NUL-terminated string into the buffer.
             unsafe { CStr::from_ptr(buf.as_ptr()) }
                 .to_string_lossy()
                 .into_owned()

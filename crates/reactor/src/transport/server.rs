@@ -243,7 +243,7 @@ struct ServerInner {
 impl ServerInner {
     fn connection<S: StreamIo>(&self, stream: S) {
         let made = self.factory.try_borrow_mut().ok().map(|mut factory| {
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| factory()))
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(&mut *factory))
         });
         let protocol = match made {
             Some(Ok(protocol)) => protocol,

@@ -401,11 +401,10 @@ impl<S: StreamIo> SocketTransport<S> {
     }
 
     fn send_eof(&self) {
-        match self.with_io(|io| io.shutdown_write()).flatten() {
-            // A pipe has no half-close: EOF is the close of the write end.
-            None => self.close(),
-            // The peer may be gone already (ENOTCONN): the read side will tell.
-            Some(_) => {}
+        // A pipe has no half-close: EOF is the close of the write end. A socket's shutdown may
+        // fail with ENOTCONN when the peer is gone already; the read side will tell.
+        if self.with_io(|io| io.shutdown_write()).flatten().is_none() {
+            self.close();
         }
     }
 

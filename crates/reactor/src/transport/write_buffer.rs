@@ -95,6 +95,6 @@ mod tests {
         assert_eq!(buf.pending(), b"world!");
         buf.consume(6);
         assert!(buf.is_empty());
-        assert_eq!(buf.data.capacity() > 0, true, "capacity kept for reuse");
+        assert!(buf.data.capacity() > 0, "capacity kept for reuse");
     }
 }
