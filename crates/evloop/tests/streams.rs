@@ -10,7 +10,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::rc::Rc;
 use std::time::Duration;
 
-use common::{in_child, open_fds, reset_on_close, threads_named};
+use common::{in_child, open_fds, reset_on_close, threads_named, until};
 use evloop::streams::{self, StreamError, StreamReader, StreamWriter};
 use evloop::{AddrInfoHints, ConnectOptions, NetExt, ResolveError, ServeOptions};
 
@@ -28,17 +28,6 @@ async fn echo_lines(reader: StreamReader, writer: StreamWriter) {
         }
     }
     writer.close();
-}
-
-/// Yields to the loop until `done()` holds (bounded: a failure, not a hang).
-async fn until(mut done: impl FnMut() -> bool) {
-    for _ in 0..100_000 {
-        if done() {
-            return;
-        }
-        evloop::sleep(Duration::from_micros(100)).await;
-    }
-    panic!("condition not reached");
 }
 
 #[test]

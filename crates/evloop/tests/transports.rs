@@ -7,9 +7,8 @@ use std::cell::RefCell;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::time::Duration;
 
-use common::{in_child, open_fds};
+use common::{in_child, open_fds, until};
 use evloop::transport::{
     self, DatagramProtocol, DatagramTransport, ExtraInfo, Protocol, Transport, TransportError,
 };
@@ -66,16 +65,6 @@ impl Protocol for Recorder {
     fn resume_writing(&mut self) {
         self.log.borrow_mut().push("resume".into());
     }
-}
-
-async fn until(mut done: impl FnMut() -> bool) {
-    for _ in 0..100_000 {
-        if done() {
-            return;
-        }
-        evloop::sleep(Duration::from_micros(100)).await;
-    }
-    panic!("condition not reached");
 }
 
 fn has(log: &Log, entry: &str) -> bool {

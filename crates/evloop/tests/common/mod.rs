@@ -1,32 +1,26 @@
 //! Test support for the networking tests: running a test in a child process of its own (for
-//! fd and thread counts, which other tests in the same process would disturb) and reading the
-//! process's fd table.
+//! fd and thread counts, which other tests in the same process would disturb), reading the
+//! process's fd table, and waiting for a condition on the loop.
 
 #![allow(dead_code, unreachable_pub)]
 
-use std::process::Command;
+use std::time::Duration;
 
-const CHILD_ENV: &str = "EVLOOP_NET_CHILD_TEST";
+// The reactor's tests already have the child-process runner; one copy serves both crates.
+#[path = "../../../reactor/tests/common/mod.rs"]
+mod reactor_common;
+pub use reactor_common::in_child;
 
-/// Runs the calling test in a child process of its own. Returns `true` in the parent, which
-/// should then return; `false` in the child, which runs the body.
-pub fn in_child(name: &str) -> bool {
-    if std::env::var(CHILD_ENV).as_deref() == Ok(name) {
-        return false;
+/// Sleeps on the loop in small steps until `done()` holds; a bounded wait (a failure, not a
+/// hang), for conditions that depend on the kernel delivering bytes.
+pub async fn until(mut done: impl FnMut() -> bool) {
+    for _ in 0..100_000 {
+        if done() {
+            return;
+        }
+        evloop::sleep(Duration::from_micros(100)).await;
     }
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([name, "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, name)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stdout.contains("1 passed"),
-        "child test {name} failed: {:?}\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
-        out.status
-    );
-    true
+    panic!("condition not reached");
 }
 
 /// How many fds this process has open.

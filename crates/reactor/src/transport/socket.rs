@@ -70,49 +70,38 @@ fn unix_addr(addr: io::Result<std::os::unix::net::SocketAddr>) -> Option<SockAdd
     Some(SockAddr::Unix(addr.as_pathname().map(Into::into)))
 }
 
-impl StreamIo for mio::net::TcpStream {
-    const READ: bool = true;
-    const WRITE: bool = true;
-    const FD_KEY: &'static str = "socket";
-    fn read_some(&self, buf: &mut [u8]) -> io::Result<usize> {
-        (&*self).read(buf)
-    }
-    fn write_some(&self, buf: &[u8]) -> io::Result<usize> {
-        (&*self).write(buf)
-    }
-    fn shutdown_write(&self) -> Option<io::Result<()>> {
-        Some(self.shutdown(std::net::Shutdown::Write))
-    }
-    fn address(&self, name: &str) -> Option<SockAddr> {
-        match name {
-            "peername" => self.peer_addr().ok().map(SockAddr::Inet),
-            "sockname" => self.local_addr().ok().map(SockAddr::Inet),
-            _ => None,
+/// A socket stream: read, write, half-close, and its two addresses read with `to_addr`.
+macro_rules! socket_stream_io {
+    ($ty:ty, $to_addr:expr) => {
+        impl StreamIo for $ty {
+            const READ: bool = true;
+            const WRITE: bool = true;
+            const FD_KEY: &'static str = "socket";
+            fn read_some(&self, buf: &mut [u8]) -> io::Result<usize> {
+                (&*self).read(buf)
+            }
+            fn write_some(&self, buf: &[u8]) -> io::Result<usize> {
+                (&*self).write(buf)
+            }
+            fn shutdown_write(&self) -> Option<io::Result<()>> {
+                Some(self.shutdown(std::net::Shutdown::Write))
+            }
+            fn address(&self, name: &str) -> Option<SockAddr> {
+                let to_addr = $to_addr;
+                match name {
+                    "peername" => to_addr(self.peer_addr()),
+                    "sockname" => to_addr(self.local_addr()),
+                    _ => None,
+                }
+            }
         }
-    }
+    };
 }
 
-impl StreamIo for mio::net::UnixStream {
-    const READ: bool = true;
-    const WRITE: bool = true;
-    const FD_KEY: &'static str = "socket";
-    fn read_some(&self, buf: &mut [u8]) -> io::Result<usize> {
-        (&*self).read(buf)
-    }
-    fn write_some(&self, buf: &[u8]) -> io::Result<usize> {
-        (&*self).write(buf)
-    }
-    fn shutdown_write(&self) -> Option<io::Result<()>> {
-        Some(self.shutdown(std::net::Shutdown::Write))
-    }
-    fn address(&self, name: &str) -> Option<SockAddr> {
-        match name {
-            "peername" => unix_addr(self.peer_addr()),
-            "sockname" => unix_addr(self.local_addr()),
-            _ => None,
-        }
-    }
-}
+socket_stream_io!(mio::net::TcpStream, |addr: io::Result<
+    std::net::SocketAddr,
+>| addr.ok().map(SockAddr::Inet));
+socket_stream_io!(mio::net::UnixStream, unix_addr);
 
 impl StreamIo for mio::unix::pipe::Receiver {
     const READ: bool = true;
