@@ -36,7 +36,8 @@ fn evloop_server() {
                         }
                     }
                 }
-            });
+            })
+            .detach();
         }
     })
     .unwrap();

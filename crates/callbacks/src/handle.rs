@@ -10,6 +10,8 @@ use std::fmt;
 use std::panic::Location;
 use std::rc::Rc;
 
+use crate::context::{Scope, Snapshot};
+
 /// The handle was cancelled (it may also have run before that, as asyncio allows).
 const CANCELLED: u8 = 1;
 /// The callback has been taken out to run; it can never run again.
@@ -26,11 +28,14 @@ trait Slot {
     fn drop_callback(&self);
     fn callback_name(&self) -> &'static str;
     fn location(&self) -> &'static Location<'static>;
+    fn context(&self) -> Option<&Snapshot>;
 }
 
 struct CallbackSlot<F> {
     state: Cell<u8>,
     location: &'static Location<'static>,
+    /// The context current when the callback was scheduled: it runs in a copy of it.
+    context: Option<Snapshot>,
     callback: Cell<Option<F>>,
 }
 
@@ -57,6 +62,10 @@ impl<F: FnOnce() + 'static> Slot for CallbackSlot<F> {
 
     fn location(&self) -> &'static Location<'static> {
         self.location
+    }
+
+    fn context(&self) -> Option<&Snapshot> {
+        self.context.as_ref()
     }
 }
 
@@ -104,13 +113,60 @@ impl Handle {
         callback: impl FnOnce() + 'static,
         location: &'static Location<'static>,
     ) -> Handle {
+        Handle::with_context(callback, location, Snapshot::capture())
+    }
+
+    /// Wraps `callback` in a handle that runs in a copy of `context` (asyncio's
+    /// `call_soon(cb, context=ctx)`) and reports `location` as where it was scheduled.
+    ///
+    /// ```
+    /// use evloop_callbacks::{Context, ContextVar, Handle};
+    /// use std::panic::Location;
+    ///
+    /// static V: ContextVar<u8> = ContextVar::new("v");
+    /// let mut ctx = Context::new();
+    /// ctx.run(|| V.set(1));
+    /// let h = Handle::with_context(|| assert_eq!(V.get(), Some(1)), Location::caller(), ctx.snapshot());
+    /// let _scope = h.enter_context();
+    /// assert!(h.run());
+    /// ```
+    pub fn with_context(
+        callback: impl FnOnce() + 'static,
+        location: &'static Location<'static>,
+        context: Option<crate::Snapshot>,
+    ) -> Handle {
         Handle {
             slot: Rc::new(CallbackSlot {
                 state: Cell::new(0),
                 location,
+                context,
                 callback: Cell::new(Some(callback)),
             }),
         }
+    }
+
+    /// Enters (a copy of) the context the callback was scheduled in, until the scope ends; the
+    /// loop runs the callback, and reports its failure, inside it. While no context variable
+    /// was ever set in the process this costs next to nothing (see [`Scope`]).
+    ///
+    /// ```
+    /// let h = evloop_callbacks::Handle::new(|| ());
+    /// let scope = h.enter_context();
+    /// h.run();
+    /// drop(scope);
+    /// ```
+    pub fn enter_context(&self) -> Scope {
+        Scope::enter(self.slot.context().cloned())
+    }
+
+    /// The context the callback will run in (a copy of it), as asyncio's `Handle.get_context()`.
+    ///
+    /// ```
+    /// let h = evloop_callbacks::Handle::new(|| ());
+    /// assert!(h.get_context().is_empty());
+    /// ```
+    pub fn get_context(&self) -> crate::Context {
+        crate::Context::from_snapshot(self.slot.context().cloned())
     }
 
     /// Cancels the callback: it will not run, and what it captured is dropped now.

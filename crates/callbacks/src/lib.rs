@@ -9,6 +9,8 @@
 //! - [`TimerHeap`] / [`TimerHandle`]: deadline-ordered timers with asyncio's lazy clean-up.
 //! - [`RemoteQueue`]: the many-producer queue for `call_soon_threadsafe`, which asks for a
 //!   wake-up only when its consumer is about to sleep.
+//! - [`ContextVar`] / [`Context`]: asyncio's context variables; every handle carries the context
+//!   it was scheduled in.
 //!
 //! ```
 //! use evloop_callbacks::{Handle, Ready, ReadyQueue, TimerHeap};
@@ -31,11 +33,13 @@
 //! }
 //! ```
 
+mod context;
 mod handle;
 mod ready;
 mod remote;
 mod timers;
 
+pub use context::{Context, ContextError, ContextVar, Scope, Snapshot, Token, copy_context};
 pub use handle::Handle;
 pub use ready::{Ready, ReadyQueue, TaskRef, TaskRefVTable};
 pub use remote::{Closed, RemoteQueue, Wake};

@@ -17,6 +17,9 @@ pub struct TaskRefVTable {
     pub run: unsafe fn(NonNull<()>),
     /// Consumes the reference without running the task.
     pub drop: unsafe fn(NonNull<()>),
+    /// Describes the task for reports (asyncio's task repr), without consuming the reference.
+    /// Called only on the thread the reference is delivered to for running, while it is alive.
+    pub describe: unsafe fn(NonNull<()>) -> String,
     /// A short name for reports, such as "Task".
     pub name: &'static str,
 }
@@ -41,7 +44,10 @@ pub struct TaskRefVTable {
 ///     // SAFETY: as in `run`.
 ///     drop(unsafe { Box::from_raw(ptr.cast::<Job>().as_ptr()) });
 /// }
-/// static VTABLE: TaskRefVTable = TaskRefVTable { run, drop: drop_job, name: "Job" };
+/// unsafe fn describe(_: NonNull<()>) -> String {
+///     "<Job>".to_owned()
+/// }
+/// static VTABLE: TaskRefVTable = TaskRefVTable { run, drop: drop_job, describe, name: "Job" };
 ///
 /// fn job_ref(job: Job) -> TaskRef {
 ///     let ptr = NonNull::from(Box::leak(Box::new(job))).cast();
@@ -83,6 +89,13 @@ impl TaskRef {
     /// The vtable's name for this kind of task.
     pub fn name(&self) -> &'static str {
         self.vtable.name
+    }
+
+    /// The task's description for reports (the vtable's `describe`).
+    pub fn describe(&self) -> String {
+        // SAFETY: `from_raw`'s contract: `describe` is sound while the reference is alive, on the
+        // thread it is delivered to for running, which is where the loop calls this.
+        unsafe { (self.vtable.describe)(self.ptr) }
     }
 }
 
@@ -272,8 +285,12 @@ mod tests {
     static COUNTER_VTABLE: TaskRefVTable = TaskRefVTable {
         run: run_counter,
         drop: drop_counter,
+        describe: describe_counter,
         name: "Counter",
     };
+    unsafe fn describe_counter(_: NonNull<()>) -> String {
+        "<Counter>".to_owned()
+    }
     fn counter_ref(runs: &Rc<Cell<u32>>, drops: &Rc<Cell<u32>>) -> TaskRef {
         let boxed = Box::new(Counter {
             runs: runs.clone(),

@@ -47,7 +47,8 @@ async fn serve_sockets(addr: String) -> std::io::Result<()> {
                     }
                 }
             }
-        });
+        })
+        .detach();
     }
 }
 

@@ -1,57 +1,141 @@
-//! Waiting on several things at once: `gather`, `gather!`, `wait`, `shield`.
+//! Waiting on several things at once: `gather`, `gather!`, `gather_settled`, `wait`, `shield`.
 //!
 //! As in asyncio, each child runs as its own task, so a child goes on running when the
-//! combinator that started it returns early (the first error of `gather`), and cancelling the
-//! combinator (dropping it before it finished) cancels the children that are not done.
+//! combinator that started it returns early (the first error of `gather`). A task suspended on a
+//! gather is cancelled as asyncio's is (H6): every child not done is cancelled, and the awaiting
+//! task is cancelled through the gather once a child ends cancelled or all have ended (even if
+//! they caught their cancellation). Dropping an unfinished gather cancels its children too.
+//! `wait` never cancels what it waits on (H7), and `shield` stops a cancellation at its door
+//! (H10).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use crate::error::TaskError;
-use crate::task::{Task, create_task};
+use crate::error::{Cancelled, TaskError};
+use crate::task::{
+    AnyTask, Cancellable, Task, Waiter, create_task, register_waiter, resolve_delegation,
+};
 use crate::time::{Sleep, sleep};
 
-/// One child of a gather: its task until it finishes, then its value.
+/// How a gather child failed: cancelled (which a cancelled gather turns back into its awaiter's
+/// cancellation), or otherwise.
+#[doc(hidden)]
+pub enum Failure<E> {
+    Cancelled(Cancelled),
+    Other(E),
+}
+
+impl<E: From<TaskError>> Failure<E> {
+    fn into_error(self) -> E {
+        match self {
+            Failure::Cancelled(cancelled) => E::from(TaskError::Cancelled(cancelled)),
+            Failure::Other(error) => error,
+        }
+    }
+}
+
+/// What a gather shares with the task that awaits it: its children, so that the task's
+/// cancellation can reach them (asyncio's `_GatheringFuture.cancel`).
+pub(crate) struct GatherChildren {
+    children: Vec<AnyTask>,
+    cancel_requested: Cell<bool>,
+}
+
+impl GatherChildren {
+    fn new(children: Vec<AnyTask>) -> Rc<GatherChildren> {
+        Rc::new(GatherChildren {
+            children,
+            cancel_requested: Cell::new(false),
+        })
+    }
+
+    fn id(self: &Rc<Self>) -> usize {
+        Rc::as_ptr(self).cast::<()>() as usize
+    }
+
+    /// The end of a gather, as its awaiter sees it: `Pending` if the gather was cancelled on the
+    /// awaiting task's behalf (the task is then cancelled at this await), else `outcome`.
+    fn finish<R>(self: &Rc<Self>, outcome: R, cancelled: bool) -> Poll<R> {
+        if resolve_delegation(self.id(), cancelled || self.cancel_requested.get()) {
+            Poll::Pending
+        } else {
+            Poll::Ready(outcome)
+        }
+    }
+
+    fn suspend<R>(self: &Rc<Self>) -> Poll<R> {
+        register_waiter(|| Waiter::Other(self.clone()));
+        Poll::Pending
+    }
+}
+
+impl Cancellable for GatherChildren {
+    fn cancel_from_waiter(self: Rc<Self>, cancelled: &Cancelled) -> bool {
+        let mut any = false;
+        for child in &self.children {
+            any |= child.cancel_as(cancelled.clone());
+        }
+        if any {
+            self.cancel_requested.set(true);
+        }
+        any
+    }
+}
+
+/// One child of a gather: its task until it finishes, then its outcome.
 #[doc(hidden)]
 pub struct GatherSlot<T, E> {
     task: Option<Task<Result<T, E>>>,
-    value: Option<T>,
+    outcome: Option<Result<T, Failure<E>>>,
 }
 
 // A slot stores finished values; it never pins them, so it is Unpin whatever T is.
 impl<T, E> Unpin for GatherSlot<T, E> {}
 
-impl<T, E: From<TaskError>> GatherSlot<T, E> {
+impl<T: 'static, E: From<TaskError> + 'static> GatherSlot<T, E> {
     #[doc(hidden)]
     pub fn new(task: Task<Result<T, E>>) -> Self {
         GatherSlot {
             task: Some(task),
-            value: None,
+            outcome: None,
         }
     }
 
-    /// Ok(true) when the value is in, Ok(false) while pending, Err on the child's failure.
-    fn poll_slot(&mut self, cx: &mut Context<'_>) -> Result<bool, E> {
+    fn any(&self) -> Option<AnyTask> {
+        self.task.as_ref().map(Task::any)
+    }
+
+    /// Polls the child (without taking part in cancellation: the gather does); `Ready` once its
+    /// outcome is in.
+    fn poll_slot(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         let Some(task) = self.task.as_mut() else {
-            return Ok(true);
+            return Poll::Ready(());
         };
-        match Pin::new(task).poll(cx) {
-            Poll::Pending => Ok(false),
-            Poll::Ready(outcome) => {
-                self.task = None;
-                match outcome {
-                    Ok(Ok(value)) => {
-                        self.value = Some(value);
-                        Ok(true)
-                    }
-                    Ok(Err(error)) => Err(error),
-                    Err(task_error) => Err(E::from(task_error)),
-                }
+        let Poll::Ready(outcome) = task.poll_quiet(cx) else {
+            return Poll::Pending;
+        };
+        self.task = None;
+        self.outcome = Some(match outcome {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) => Err(Failure::Other(error)),
+            Err(TaskError::Cancelled(cancelled)) => Err(Failure::Cancelled(cancelled)),
+            Err(other) => Err(Failure::Other(E::from(other))),
+        });
+        Poll::Ready(())
+    }
+
+    /// The child's failure, taken out, if it failed.
+    fn take_failure(&mut self) -> Option<Failure<E>> {
+        match self.outcome.take()? {
+            Ok(value) => {
+                self.outcome = Some(Ok(value));
+                None
             }
+            Err(failure) => Some(failure),
         }
     }
 
@@ -61,14 +145,25 @@ impl<T, E: From<TaskError>> GatherSlot<T, E> {
         }
     }
 
-    fn take(&mut self) -> T {
-        self.value.take().expect("gather slot polled to completion")
+    fn take_value(&mut self) -> T {
+        match self.outcome.take() {
+            Some(Ok(value)) => value,
+            _ => unreachable!("gather slot polled to completion"),
+        }
+    }
+
+    fn take_outcome(&mut self) -> Result<T, E> {
+        self.outcome
+            .take()
+            .expect("gather slot polled to completion")
+            .map_err(Failure::into_error)
     }
 }
 
 /// Runs every future as a task and collects their `Ok` values in argument order (asyncio's
 /// `gather`). The first `Err` (or a child's panic or cancellation, as `E::from(TaskError)`) is
-/// returned at once, and the other children keep running.
+/// returned at once, and the other children keep running. Cancelling the task that awaits the
+/// gather cancels every child not done, and then the task itself (asyncio H6).
 ///
 /// # Panics
 ///
@@ -87,6 +182,7 @@ impl<T, E: From<TaskError>> GatherSlot<T, E> {
 /// });
 /// assert_eq!(values.unwrap().unwrap(), [1, 2, 3]);
 /// ```
+#[track_caller]
 pub fn gather<I, F, T, E>(futures: I) -> Gather<T, E>
 where
     I: IntoIterator<Item = F>,
@@ -94,61 +190,12 @@ where
     T: 'static,
     E: From<TaskError> + 'static,
 {
-    Gather {
-        slots: futures
-            .into_iter()
-            .map(|f| GatherSlot::new(create_task(f)))
-            .collect(),
-        finished: false,
-    }
-}
-
-/// The future returned by [`gather`](fn@gather).
-#[must_use = "futures do nothing unless awaited"]
-pub struct Gather<T, E> {
-    slots: Vec<GatherSlot<T, E>>,
-    finished: bool,
-}
-
-impl<T, E: From<TaskError>> Future for Gather<T, E> {
-    type Output = Result<Vec<T>, E>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = &mut *self;
-        let mut pending = false;
-        for slot in &mut this.slots {
-            match slot.poll_slot(cx) {
-                Ok(true) => {}
-                Ok(false) => pending = true,
-                Err(error) => {
-                    // The others keep running: finished, so Drop does not cancel them.
-                    this.finished = true;
-                    return Poll::Ready(Err(error));
-                }
-            }
-        }
-        if pending {
-            return Poll::Pending;
-        }
-        this.finished = true;
-        Poll::Ready(Ok(this.slots.iter_mut().map(GatherSlot::take).collect()))
-    }
-}
-
-impl<T, E> Drop for Gather<T, E> {
-    fn drop(&mut self) {
-        if !self.finished {
-            for slot in &self.slots {
-                if let Some(task) = &slot.task {
-                    task.cancel();
-                }
-            }
-        }
-    }
+    Gather::start(futures, false)
 }
 
 /// Runs every future as a task and returns every outcome in argument order, failures included
-/// (asyncio's `gather(..., return_exceptions=True)`).
+/// (asyncio's `gather(..., return_exceptions=True)`). A cancellation of the awaiting task
+/// reaches the children and then the task, as with [`gather`](fn@gather).
 ///
 /// ```
 /// use evloop::{TaskError, gather_settled};
@@ -164,19 +211,130 @@ impl<T, E> Drop for Gather<T, E> {
 /// assert_eq!(outcomes[0], Ok(1));
 /// assert!(outcomes[1].as_ref().unwrap_err().is_panic());
 /// ```
-pub async fn gather_settled<I, F, T, E>(futures: I) -> Vec<Result<T, E>>
+#[track_caller]
+pub fn gather_settled<I, F, T, E>(futures: I) -> GatherSettled<T, E>
 where
     I: IntoIterator<Item = F>,
     F: Future<Output = Result<T, E>> + 'static,
     T: 'static,
     E: From<TaskError> + 'static,
 {
-    let tasks: Vec<Task<Result<T, E>>> = futures.into_iter().map(create_task).collect();
-    let mut outcomes = Vec::with_capacity(tasks.len());
-    for task in tasks {
-        outcomes.push(task.await.unwrap_or_else(|e| Err(E::from(e))));
+    GatherSettled {
+        gather: Gather::start(futures, true),
     }
-    outcomes
+}
+
+/// The future returned by [`gather`](fn@gather).
+#[must_use = "futures do nothing unless awaited"]
+pub struct Gather<T, E> {
+    slots: Vec<GatherSlot<T, E>>,
+    children: Rc<GatherChildren>,
+    settled: bool,
+    finished: bool,
+}
+
+impl<T: 'static, E: From<TaskError> + 'static> Gather<T, E> {
+    #[track_caller]
+    fn start<I, F>(futures: I, settled: bool) -> Gather<T, E>
+    where
+        I: IntoIterator<Item = F>,
+        F: Future<Output = Result<T, E>> + 'static,
+    {
+        let slots: Vec<_> = futures
+            .into_iter()
+            .map(|f| GatherSlot::new(create_task(f)))
+            .collect();
+        let children = GatherChildren::new(slots.iter().filter_map(GatherSlot::any).collect());
+        Gather {
+            slots,
+            children,
+            settled,
+            finished: false,
+        }
+    }
+
+    /// Polls every unfinished child; `Ready` once all are done, or (not settled) at the first
+    /// failure, which is returned.
+    fn poll_children(&mut self, cx: &mut Context<'_>) -> Poll<Option<Failure<E>>> {
+        let mut pending = false;
+        for slot in &mut self.slots {
+            if slot.poll_slot(cx).is_pending() {
+                pending = true;
+            } else if !self.settled
+                && let Some(failure) = slot.take_failure()
+            {
+                return Poll::Ready(Some(failure));
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(None)
+        }
+    }
+}
+
+impl<T: 'static, E: From<TaskError> + 'static> Future for Gather<T, E> {
+    type Output = Result<Vec<T>, E>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        match this.poll_children(cx) {
+            Poll::Pending => this.children.suspend(),
+            Poll::Ready(failure) => {
+                // The others keep running: finished, so Drop does not cancel them.
+                this.finished = true;
+                match failure {
+                    Some(Failure::Cancelled(cancelled)) => this
+                        .children
+                        .finish(Err(E::from(TaskError::Cancelled(cancelled))), true),
+                    Some(Failure::Other(error)) => this.children.finish(Err(error), false),
+                    None => {
+                        let values = this.slots.iter_mut().map(GatherSlot::take_value).collect();
+                        this.children.finish(Ok(values), false)
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl<T, E> Drop for Gather<T, E> {
+    fn drop(&mut self) {
+        if !self.finished {
+            for slot in &self.slots {
+                if let Some(task) = &slot.task {
+                    task.cancel();
+                }
+            }
+        }
+    }
+}
+
+/// The future returned by [`gather_settled`].
+#[must_use = "futures do nothing unless awaited"]
+pub struct GatherSettled<T, E> {
+    gather: Gather<T, E>,
+}
+
+impl<T: 'static, E: From<TaskError> + 'static> Future for GatherSettled<T, E> {
+    type Output = Vec<Result<T, E>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let gather = &mut self.gather;
+        match gather.poll_children(cx) {
+            Poll::Pending => gather.children.suspend(),
+            Poll::Ready(_) => {
+                gather.finished = true;
+                let outcomes = gather
+                    .slots
+                    .iter_mut()
+                    .map(GatherSlot::take_outcome)
+                    .collect();
+                gather.children.finish(outcomes, false)
+            }
+        }
+    }
 }
 
 /// Polls a tuple of gather slots (the machinery behind [`gather!`](crate::gather!)).
@@ -184,31 +342,39 @@ where
 pub trait GatherTuple {
     type Output;
     type Error;
-    fn poll_all(&mut self, cx: &mut Context<'_>) -> Poll<Result<Self::Output, Self::Error>>;
+    /// `Ready(Err)` at the first failure, `Ready(Ok)` once all are done.
+    fn poll_all(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Self::Output, Failure<Self::Error>>>;
     fn cancel_all(&self);
+    fn tasks(&self) -> Vec<AnyTask>;
 }
 
 macro_rules! gather_tuple {
     ($($idx:tt $T:ident),+) => {
-        impl<E: From<TaskError>, $($T),+> GatherTuple for ($(GatherSlot<$T, E>,)+) {
+        impl<E: From<TaskError> + 'static, $($T: 'static),+> GatherTuple for ($(GatherSlot<$T, E>,)+) {
             type Output = ($($T,)+);
             type Error = E;
-            fn poll_all(&mut self, cx: &mut Context<'_>) -> Poll<Result<Self::Output, E>> {
+            fn poll_all(&mut self, cx: &mut Context<'_>) -> Poll<Result<Self::Output, Failure<E>>> {
                 let mut pending = false;
                 $(
-                    match self.$idx.poll_slot(cx) {
-                        Ok(true) => {}
-                        Ok(false) => pending = true,
-                        Err(error) => return Poll::Ready(Err(error)),
+                    if self.$idx.poll_slot(cx).is_pending() {
+                        pending = true;
+                    } else if let Some(failure) = self.$idx.take_failure() {
+                        return Poll::Ready(Err(failure));
                     }
                 )+
                 if pending {
                     return Poll::Pending;
                 }
-                Poll::Ready(Ok(($(self.$idx.take(),)+)))
+                Poll::Ready(Ok(($(self.$idx.take_value(),)+)))
             }
             fn cancel_all(&self) {
                 $(self.$idx.cancel();)+
+            }
+            fn tasks(&self) -> Vec<AnyTask> {
+                [$(self.$idx.any(),)+].into_iter().flatten().collect()
             }
         }
     };
@@ -228,14 +394,17 @@ gather_tuple!(0 A, 1 B, 2 C, 3 D, 4 F, 5 G, 6 H, 7 I);
 #[must_use = "futures do nothing unless awaited"]
 pub struct GatherAll<S: GatherTuple> {
     slots: S,
+    children: Rc<GatherChildren>,
     finished: bool,
 }
 
 impl<S: GatherTuple> GatherAll<S> {
     #[doc(hidden)]
     pub fn new(slots: S) -> Self {
+        let children = GatherChildren::new(slots.tasks());
         GatherAll {
             slots,
+            children,
             finished: false,
         }
     }
@@ -243,15 +412,25 @@ impl<S: GatherTuple> GatherAll<S> {
 
 impl<S: GatherTuple> Unpin for GatherAll<S> {}
 
-impl<S: GatherTuple> Future for GatherAll<S> {
+impl<S: GatherTuple> Future for GatherAll<S>
+where
+    S::Error: From<TaskError>,
+{
     type Output = Result<S::Output, S::Error>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let outcome = self.slots.poll_all(cx);
-        if outcome.is_ready() {
-            self.finished = true;
+        let this = &mut *self;
+        let Poll::Ready(outcome) = this.slots.poll_all(cx) else {
+            return this.children.suspend();
+        };
+        this.finished = true;
+        match outcome {
+            Ok(values) => this.children.finish(Ok(values), false),
+            Err(Failure::Cancelled(cancelled)) => this
+                .children
+                .finish(Err(S::Error::from(TaskError::Cancelled(cancelled))), true),
+            Err(Failure::Other(error)) => this.children.finish(Err(error), false),
         }
-        outcome
     }
 }
 
@@ -413,10 +592,12 @@ pub struct Shield<T> {
     task: Task<T>,
 }
 
-impl<T> Future for Shield<T> {
+impl<T: 'static> Future for Shield<T> {
     type Output = Result<T, TaskError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.task).poll(cx)
+        // Polled quietly: the awaiting task is not suspended on the inner task, so cancelling the
+        // awaiter never reaches it.
+        self.task.poll_quiet(cx)
     }
 }

@@ -65,6 +65,10 @@ pub enum TaskError {
     /// The task's future panicked; the panic was caught and the loop went on.
     #[error("task panicked: {}", .0.message())]
     Panicked(Panic),
+    /// The task was awaited from another loop than its own (asyncio's "... attached to a
+    /// different loop"): it can only make progress on its own loop.
+    #[error("{0}")]
+    DifferentLoop(String),
 }
 
 impl TaskError {
@@ -114,6 +118,10 @@ pub enum FutureError {
     /// Its result was asked for too early.
     #[error("{0}")]
     InvalidState(InvalidState),
+    /// It was awaited from another loop than its own (asyncio's "... attached to a different
+    /// loop"); only its own loop's callbacks can complete it.
+    #[error("{0}")]
+    DifferentLoop(String),
 }
 
 /// The deadline of a [`timeout`](crate::timeout) passed before the future finished (asyncio's

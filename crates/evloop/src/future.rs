@@ -3,7 +3,8 @@
 //! Unlike a `Task`, nothing drives a `LoopFuture`: some callback calls `set_result`,
 //! `set_error` or `cancel`. Clones share the one future, so one side can set it while several
 //! others await it; done callbacks are always scheduled with `call_soon`, never run inside the
-//! call that completed the future (asyncio H2).
+//! call that completed the future (asyncio H2). A task awaiting one is suspended on it: cancelling
+//! the task cancels the future, and the task is then cancelled through it (asyncio H4).
 
 use std::cell::RefCell;
 use std::fmt;
@@ -15,6 +16,7 @@ use std::task::{Context, Poll, Waker};
 use evloop_reactor::{EventLoop, LoopError};
 
 use crate::error::{Cancelled, FutureError, InvalidState};
+use crate::task::{Cancellable, Waiter, register_waiter, resolve_delegation};
 
 enum State<T> {
     Pending,
@@ -107,27 +109,7 @@ impl<T: 'static> LoopFuture<T> {
     }
 
     fn complete(&self, outcome: Result<T, FutureError>) -> Result<(), InvalidState> {
-        let (waiters, callbacks, lp) = {
-            let mut inner = self.inner.borrow_mut();
-            if matches!(inner.state, State::Done(_)) {
-                return Err(InvalidState::AlreadyDone);
-            }
-            inner.state = State::Done(outcome);
-            (
-                std::mem::take(&mut inner.waiters),
-                std::mem::take(&mut inner.callbacks),
-                inner.lp.clone(),
-            )
-        };
-        for waker in waiters {
-            waker.wake();
-        }
-        for callback in callbacks {
-            let me = self.clone();
-            // A closed loop drops the callback, as close() drops asyncio's _ready.
-            let _ = lp.call_soon(move || callback(&me));
-        }
-        Ok(())
+        complete(&self.inner, outcome)
     }
 
     /// Schedules `callback(self)` with `call_soon` once the future is done (at once if it is).
@@ -153,6 +135,37 @@ impl<T: 'static> LoopFuture<T> {
     }
 }
 
+/// Sets the outcome of the future behind `inner`: wakes its awaiters and schedules its done
+/// callbacks (each gets a handle to the future).
+fn complete<T: 'static>(
+    inner: &Rc<RefCell<Inner<T>>>,
+    outcome: Result<T, FutureError>,
+) -> Result<(), InvalidState> {
+    let (waiters, callbacks, lp) = {
+        let mut state = inner.borrow_mut();
+        if matches!(state.state, State::Done(_)) {
+            return Err(InvalidState::AlreadyDone);
+        }
+        state.state = State::Done(outcome);
+        (
+            std::mem::take(&mut state.waiters),
+            std::mem::take(&mut state.callbacks),
+            state.lp.clone(),
+        )
+    };
+    for waker in waiters {
+        waker.wake();
+    }
+    for callback in callbacks {
+        let me = LoopFuture {
+            inner: inner.clone(),
+        };
+        // A closed loop drops the callback, as close() drops asyncio's _ready.
+        let _ = lp.call_soon(move || callback(&me));
+    }
+    Ok(())
+}
+
 impl<T: Clone + 'static> LoopFuture<T> {
     /// The result: the value, the error, `Cancelled`, or "Result is not set." while pending.
     pub fn result(&self) -> Result<T, FutureError> {
@@ -168,26 +181,61 @@ impl<T: Clone + 'static> Future for LoopFuture<T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut inner = self.inner.borrow_mut();
+        let running = EventLoop::running_id();
+        if running != 0 && running != inner.lp.id() {
+            // Only its own loop's callbacks can complete it: refuse instead of hanging.
+            return Poll::Ready(Err(FutureError::DifferentLoop(format!(
+                "{} is attached to a different loop",
+                describe(&inner.state)
+            ))));
+        }
         match &inner.state {
-            State::Done(outcome) => Poll::Ready(outcome.clone()),
+            State::Done(outcome) => {
+                let cancelled = matches!(outcome, Err(FutureError::Cancelled(_)));
+                let outcome = outcome.clone();
+                drop(inner);
+                if resolve_delegation(self.waiter_id(), cancelled) {
+                    return Poll::Pending;
+                }
+                Poll::Ready(outcome)
+            }
             State::Pending => {
                 if !inner.waiters.iter().any(|w| w.will_wake(cx.waker())) {
                     inner.waiters.push(cx.waker().clone());
                 }
+                drop(inner);
+                register_waiter(|| Waiter::Other(self.inner.clone()));
                 Poll::Pending
             }
         }
     }
 }
 
+impl<T: 'static> LoopFuture<T> {
+    fn waiter_id(&self) -> usize {
+        Rc::as_ptr(&self.inner).cast::<()>() as usize
+    }
+}
+
+/// A task's cancellation reaching a future it awaits cancels the future (asyncio H4).
+impl<T: 'static> Cancellable for RefCell<Inner<T>> {
+    fn cancel_from_waiter(self: Rc<Self>, cancelled: &Cancelled) -> bool {
+        complete(&self, Err(FutureError::Cancelled(cancelled.clone()))).is_ok()
+    }
+}
+
+fn describe<T>(state: &State<T>) -> String {
+    let state = match state {
+        State::Pending => "pending",
+        State::Done(Ok(_)) => "finished",
+        State::Done(Err(FutureError::Cancelled(_))) => "cancelled",
+        State::Done(Err(_)) => "failed",
+    };
+    format!("<LoopFuture {state}>")
+}
+
 impl<T> fmt::Debug for LoopFuture<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = match &self.inner.borrow().state {
-            State::Pending => "pending",
-            State::Done(Ok(_)) => "finished",
-            State::Done(Err(FutureError::Cancelled(_))) => "cancelled",
-            State::Done(Err(_)) => "failed",
-        };
-        write!(f, "<LoopFuture {state}>")
+        f.write_str(&describe(&self.inner.borrow().state))
     }
 }

@@ -46,7 +46,7 @@ mod time;
 pub mod tls;
 
 pub use combinators::{
-    EmptyWait, Gather, ReturnWhen, Shield, gather, gather_settled, shield, wait,
+    EmptyWait, Gather, GatherSettled, ReturnWhen, Shield, gather, gather_settled, shield, wait,
 };
 pub use error::{
     Cancelled, ExecutorError, FutureError, InvalidState, LoopError, Panic, RunError, TaskError,
@@ -54,8 +54,8 @@ pub use error::{
 };
 pub use evloop_process_pool::{ProcessPool, ProcessPoolError};
 pub use evloop_reactor::{
-    Builder, ClockHold, EventLoop, ExceptionContext, ExceptionHandler, Handle, RemoteHandle,
-    TimerHandle, default_exception_handler, get_running_loop,
+    Builder, ClockHold, ContextVar, EventLoop, ExceptionContext, ExceptionHandler, Handle,
+    RemoteHandle, TimerHandle, copy_context, default_exception_handler, get_running_loop,
 };
 pub use evloop_reactor::{SignalError, net, process, transport};
 pub use evloop_thread_pool::{JobError, ThreadPoolExecutor};
@@ -64,9 +64,41 @@ pub use future::LoopFuture;
 pub use network::{ConnectOptions, NetExt, ServeOptions};
 pub use resolve::{AddrInfo, AddrInfoHints, ResolveError};
 pub use runner::{LoopExt, Runner, run};
-pub use task::{AnyTask, CatchCancel, Task, all_tasks, catch_cancel, create_task, current_task};
+pub use task::{
+    AnyTask, CatchCancel, Raise, Task, all_tasks, catch_cancel, create_task,
+    create_task_with_context, current_task,
+};
 pub use task_group::{ChildError, SpawnError, TaskGroup, TaskGroupError};
 pub use time::{Sleep, Timeout, YieldNow, sleep, sleep_until, timeout, wait_for, yield_now};
+
+/// Context variables (Python's `contextvars` module): [`ContextVar`],
+/// [`Context`](contextvars::Context), [`copy_context`].
+///
+/// Every task runs in a copy of the context current at `create_task` (or the one given to
+/// [`create_task_with_context`]); `call_soon`, `call_later` and `call_at` capture the current
+/// context and their callbacks run in a copy of it (`call_*_with_context` take one);
+/// [`to_thread`] runs its job in a copy of the caller's context (`run_in_executor` does not, as in
+/// asyncio); a [`Runner`] keeps one context across its runs; the exception handler runs in the
+/// context of the task or callback that failed. Until a variable is first set, none of this costs
+/// anything. The module is named after Python's because its `Context` would otherwise clash with
+/// `std::task::Context`.
+///
+/// ```
+/// use evloop::contextvars::ContextVar;
+///
+/// static REQUEST: ContextVar<u32> = ContextVar::new("request");
+///
+/// let seen = evloop::run(async {
+///     REQUEST.set(7);
+///     let child = evloop::create_task(async { REQUEST.get() }); // a copy: sees 7
+///     REQUEST.set(8); // not seen by the child
+///     child.await.unwrap()
+/// });
+/// assert_eq!(seen.unwrap(), Some(7));
+/// ```
+pub mod contextvars {
+    pub use evloop_reactor::{Context, ContextError, ContextVar, Token, copy_context};
+}
 
 /// The layers underneath, for direct use.
 pub mod layers {

@@ -9,11 +9,14 @@
 
 use std::cell::Cell;
 use std::future::Future;
+use std::panic::Location;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
 use evloop_reactor::{Builder, EventLoop, ExceptionContext, LoopError};
+
+use crate::contextvars::Context as VarContext;
 
 use crate::error::RunError;
 use crate::executor::join_default_on_exit;
@@ -38,7 +41,33 @@ mod sealed {
 /// ```
 pub trait LoopExt: sealed::Sealed {
     /// Starts `future` as a task on this loop; "Event loop is closed" on a closed loop.
+    #[track_caller]
     fn create_task<F>(&self, future: F) -> Result<Task<F::Output>, LoopError>
+    where
+        F: Future + 'static,
+        F::Output: 'static;
+
+    /// [`create_task`](LoopExt::create_task) in a copy of `context` instead of the current one
+    /// (asyncio's `loop.create_task(coro, context=ctx)`).
+    ///
+    /// ```
+    /// use evloop::contextvars::{Context, ContextVar};
+    /// use evloop::{EventLoop, LoopExt};
+    ///
+    /// static N: ContextVar<u32> = ContextVar::new("n");
+    /// let lp = EventLoop::new().unwrap();
+    /// let mut ctx = Context::new();
+    /// ctx.run(|| N.set(5));
+    /// let task = lp.create_task_with_context(async { N.get() }, &ctx).unwrap();
+    /// assert_eq!(lp.run_until_complete(task).unwrap().unwrap(), Some(5));
+    /// lp.close().unwrap();
+    /// ```
+    #[track_caller]
+    fn create_task_with_context<F>(
+        &self,
+        future: F,
+        context: &VarContext,
+    ) -> Result<Task<F::Output>, LoopError>
     where
         F: Future + 'static,
         F::Output: 'static;
@@ -47,6 +76,7 @@ pub trait LoopExt: sealed::Sealed {
     ///
     /// If `stop()` ends the loop first: "Event loop stopped before Future completed.", and the
     /// task stays pending on the loop.
+    #[track_caller]
     fn run_until_complete<F>(&self, future: F) -> Result<F::Output, RunError>
     where
         F: Future + 'static,
@@ -57,14 +87,29 @@ pub trait LoopExt: sealed::Sealed {
 }
 
 impl LoopExt for EventLoop {
+    #[track_caller]
     fn create_task<F>(&self, future: F) -> Result<Task<F::Output>, LoopError>
     where
         F: Future + 'static,
         F::Output: 'static,
     {
-        spawn_on(self, future)
+        spawn_on(self, future, Location::caller(), None)
     }
 
+    #[track_caller]
+    fn create_task_with_context<F>(
+        &self,
+        future: F,
+        context: &VarContext,
+    ) -> Result<Task<F::Output>, LoopError>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        spawn_on(self, future, Location::caller(), Some(context.snapshot()))
+    }
+
+    #[track_caller]
     fn run_until_complete<F>(&self, future: F) -> Result<F::Output, RunError>
     where
         F: Future + 'static,
@@ -79,7 +124,7 @@ impl LoopExt for EventLoop {
         if EventLoop::running_id() != 0 {
             return Err(LoopError::AnotherLoopRunning.into());
         }
-        let task = spawn_on(self, future)?;
+        let task = spawn_on(self, future, Location::caller(), None)?;
         run_spawned(self, task)
     }
 
@@ -95,12 +140,18 @@ fn run_spawned<T: 'static>(lp: &EventLoop, mut task: Task<T>) -> Result<T, RunEr
     let active = Rc::new(Cell::new(true));
     let (stopper, armed) = (lp.clone(), active.clone());
     task.add_done_callback(move || {
-        if armed.get() {
+        if armed.replace(false) {
             stopper.stop();
         }
     });
     let ran = lp.run_forever();
-    active.set(false);
+    // asyncio removes its callback in `finally`, which keeps it from stopping a later run,
+    // unless the future completed in the very iteration the loop stopped in: the callback was
+    // already scheduled then, and it stops the next run after one iteration (a `stop()` inside
+    // the main task's last step makes `asyncio.run`'s clean-up fail that way).
+    if !task.done() {
+        active.set(false);
+    }
     ran?;
     match task.take_result() {
         Some(outcome) => outcome.map_err(RunError::Task),
@@ -125,6 +176,7 @@ fn run_spawned<T: 'static>(lp: &EventLoop, mut task: Task<T>) -> Result<T, RunEr
 /// }
 /// assert_eq!(evloop::run(main_task()).unwrap(), "done");
 /// ```
+#[track_caller]
 pub fn run<F>(main: F) -> Result<F::Output, RunError>
 where
     F: Future + 'static,
@@ -138,8 +190,9 @@ where
     }
     let mut runner = Runner::new();
     let outcome = runner.run(main);
-    runner.close();
-    outcome
+    // As `with Runner() as r: return r.run(main)`: a failing clean-up replaces the outcome.
+    let closed = runner.close();
+    closed.and(outcome)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,13 +211,16 @@ enum RunnerState {
 /// let mut runner = evloop::Runner::new();
 /// assert_eq!(runner.run(async { 1 }).unwrap(), 1);
 /// assert_eq!(runner.run(async { 2 }).unwrap(), 2);
-/// runner.close();
+/// runner.close().unwrap();
 /// assert_eq!(runner.run(async { 3 }).unwrap_err().to_string(), "Runner is closed");
 /// ```
 pub struct Runner {
     builder: Builder,
     lp: Option<EventLoop>,
     state: RunnerState,
+    /// The context every `run` starts its main task in; what main sets stays for the next run
+    /// (asyncio's `Runner` keeps one context).
+    context: VarContext,
 }
 
 impl Default for Runner {
@@ -185,6 +241,7 @@ impl Runner {
             builder,
             lp: None,
             state: RunnerState::Created,
+            context: evloop_reactor::copy_context(),
         }
     }
 
@@ -212,10 +269,14 @@ impl Runner {
 
     /// Runs `future` as the main task until it is done (asyncio's `Runner.run`).
     ///
+    /// The main task runs in the runner's context, which is kept from one `run` to the next.
     /// On the main thread, while SIGINT has its default disposition, Ctrl-C is handled as in
-    /// asyncio: the first cancels the main task and the run ends with
-    /// [`RunError::Interrupted`] (unless main catches the cancellation and returns a value), a
-    /// second interrupts at once; the default disposition is restored afterwards.
+    /// asyncio: the first cancels the main task (and, through it, what it awaits) and the run
+    /// ends with [`RunError::Interrupted`] (unless main catches the cancellation and returns a
+    /// value; or main had been cancelled by the program as well, which asyncio's `uncancel()`
+    /// rule reports as the cancellation); a second Ctrl-C interrupts at once; the default
+    /// disposition is restored afterwards.
+    #[track_caller]
     pub fn run<F>(&mut self, future: F) -> Result<F::Output, RunError>
     where
         F: Future + 'static,
@@ -229,57 +290,82 @@ impl Runner {
         }
         let lp = self.lazy_init()?;
         // Ctrl-C (asyncio G6): the main task is created here so that the handler can cancel it.
-        let main = spawn_on(&lp, future)?;
-        let sigint = SigintGuard::install(&lp, main.any());
+        let main = spawn_on(
+            &lp,
+            future,
+            Location::caller(),
+            Some(self.context.snapshot()),
+        )?;
+        let handle = main.any();
+        let sigint = SigintGuard::install(&lp, handle.clone());
         let outcome = run_spawned(&lp, main);
-        let interrupts = sigint.map_or(0, SigintGuard::finish);
+        let interrupts = sigint.map(SigintGuard::finish);
+        self.context = handle.get_context();
+        let (count, cancelled_main) =
+            interrupts.map_or((0, false), |i| (i.count, i.cancelled_main));
         match outcome {
-            Err(RunError::Task(error)) if interrupts > 0 && error.is_cancelled() => {
+            // asyncio: `if self._interrupt_count > 0 and task.uncancel() == 0: raise
+            // KeyboardInterrupt()`: a main the program had cancelled as well stays a
+            // cancellation (so does one that ended before the Ctrl-C could reach it).
+            Err(RunError::Task(error))
+                if cancelled_main && error.is_cancelled() && handle.uncancel() == 0 =>
+            {
                 Err(RunError::Interrupted)
             }
-            Err(RunError::StoppedBeforeComplete) if interrupts > 1 => Err(RunError::Interrupted),
+            Err(RunError::StoppedBeforeComplete) if count > 1 => Err(RunError::Interrupted),
             outcome => outcome,
         }
     }
 
-    /// Shuts down: cancels every pending task and waits for them, reports failures during that
-    /// clean-up through the exception handler, joins the default executor (asyncio's 300 s
-    /// limit; a running `to_thread` job is waited for), then closes the loop. Idempotent.
-    pub fn close(&mut self) {
+    /// Shuts down (asyncio's `Runner.close`): cancels every pending task and waits for them
+    /// (panics among them go to the exception handler), joins the default executor (asyncio's
+    /// 300 s limit; a running `to_thread` job is waited for), then closes the loop, which
+    /// happens even if the clean-up fails; the failure (the loop stopped before the tasks were
+    /// done, say) is returned. Idempotent: a second call returns `Ok`. Dropping the runner
+    /// closes it and reports a failure through the exception handler.
+    pub fn close(&mut self) -> Result<(), RunError> {
         if self.state == RunnerState::Closed {
-            return;
+            return Ok(());
         }
         self.state = RunnerState::Closed;
-        let Some(lp) = self.lp.take() else { return };
-        cancel_all_tasks(&lp);
-        // asyncio G4 step 3: a thread still running (a `to_thread` job) keeps us here until it
-        // finishes, or for at most 300 s.
-        if !lp.is_closed()
-            && let Err(error) = join_default_on_exit(&lp)
-        {
-            lp.call_exception_handler(
-                ExceptionContext::new("error while shutting down the default executor")
-                    .with_exception(error),
-            );
-        }
+        let Some(lp) = self.lp.take() else {
+            return Ok(());
+        };
+        // asyncio's close(): the loop is closed whatever happens (its `finally`), and a failure
+        // of the clean-up is raised to the caller.
+        let cleaned = cancel_all_tasks(&lp).and_then(|()| {
+            // asyncio G4 step 3: a thread still running (a `to_thread` job) keeps us here until
+            // it finishes, or for at most 300 s.
+            if lp.is_closed() {
+                Ok(())
+            } else {
+                join_default_on_exit(&lp)
+            }
+        });
         // The loop is not running here, so close() cannot fail with "running"; a loop closed by
         // user code already is fine (close is idempotent).
         let _ = lp.close();
+        cleaned
     }
 }
 
 impl Drop for Runner {
     fn drop(&mut self) {
-        self.close();
+        if let Err(error) = self.close() {
+            crate::task::report(
+                ExceptionContext::new("error while closing an evloop::Runner")
+                    .with_exception(error),
+            );
+        }
     }
 }
 
 /// asyncio's `_cancel_all_tasks`: cancel what is pending, run until all of it is done (tasks
 /// that catch the cancellation are waited for), then report the ones that panicked.
-fn cancel_all_tasks(lp: &EventLoop) {
+fn cancel_all_tasks(lp: &EventLoop) -> Result<(), RunError> {
     let tasks = tasks_of(lp);
     if tasks.is_empty() {
-        return;
+        return Ok(());
     }
     for task in &tasks {
         task.cancel();
@@ -287,12 +373,7 @@ fn cancel_all_tasks(lp: &EventLoop) {
     let waiting = AllDone {
         tasks: tasks.clone(),
     };
-    if let Err(error) = lp.run_until_complete(waiting) {
-        lp.call_exception_handler(
-            ExceptionContext::new("error while cancelling tasks during evloop::run() shutdown")
-                .with_exception(error),
-        );
-    }
+    lp.run_until_complete(waiting)?;
     for task in &tasks {
         if let Some(panic) = task.take_unreported_panic() {
             lp.call_exception_handler(
@@ -302,6 +383,7 @@ fn cancel_all_tasks(lp: &EventLoop) {
             );
         }
     }
+    Ok(())
 }
 
 /// Completes once every task in the list is done.

@@ -20,6 +20,16 @@ use crate::AnyTask;
 pub(crate) struct SigintGuard {
     lp: EventLoop,
     interrupts: Rc<Cell<u32>>,
+    /// Whether a Ctrl-C's cancel reached the main task (it was not done yet).
+    cancelled_main: Rc<Cell<bool>>,
+}
+
+/// What the Ctrl-C handling saw during one run.
+pub(crate) struct Interrupts {
+    /// How many Ctrl-Cs arrived.
+    pub(crate) count: u32,
+    /// Whether the first one cancelled the main task.
+    pub(crate) cancelled_main: bool,
 }
 
 impl SigintGuard {
@@ -30,11 +40,12 @@ impl SigintGuard {
             return None;
         }
         let interrupts = Rc::new(Cell::new(0u32));
-        let (count, on_loop) = (interrupts.clone(), lp.clone());
+        let cancelled_main = Rc::new(Cell::new(false));
+        let (count, cancelled, on_loop) = (interrupts.clone(), cancelled_main.clone(), lp.clone());
         lp.add_signal_handler(libc::SIGINT, move || {
             count.set(count.get() + 1);
             if count.get() == 1 && !main.done() {
-                main.cancel();
+                cancelled.set(main.cancel());
             } else {
                 // The second Ctrl-C (or one after main finished) interrupts at once.
                 on_loop.stop();
@@ -44,13 +55,17 @@ impl SigintGuard {
         Some(SigintGuard {
             lp: lp.clone(),
             interrupts,
+            cancelled_main,
         })
     }
 
-    /// Restores the default disposition; returns how many Ctrl-Cs arrived.
-    pub(crate) fn finish(self) -> u32 {
+    /// Restores the default disposition; says what arrived.
+    pub(crate) fn finish(self) -> Interrupts {
         self.lp.remove_signal_handler(libc::SIGINT);
-        self.interrupts.get()
+        Interrupts {
+            count: self.interrupts.get(),
+            cancelled_main: self.cancelled_main.get(),
+        }
     }
 }
 

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use evloop_reactor::{EventLoop, TimerHandle, get_running_loop};
 
-use crate::error::TimeoutError;
+use crate::error::{Cancelled, TimeoutError};
+use crate::task::take_waiter;
 
 /// Waits for `duration` on the running loop (asyncio's `sleep`).
 ///
@@ -239,7 +240,12 @@ impl<F: Future> Future for Timeout<F> {
         // asyncio's wait_for with timeout <= 0: done now, or timed out now.
         let expired = this.zero || Pin::new(&mut this.sleep).poll(cx).is_ready();
         if expired {
-            // The inner future is dropped (its destructors run) before the error is returned.
+            // What the inner future is suspended on (an awaited task, a loop future, a gather)
+            // is cancelled, as asyncio's timeout cancels the awaiting; then the inner future is
+            // dropped (its destructors run) before the error is returned.
+            if let Some(waiter) = take_waiter() {
+                waiter.cancel(&Cancelled::new());
+            }
             this.future = None;
             return Poll::Ready(Err(TimeoutError));
         }

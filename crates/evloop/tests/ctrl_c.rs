@@ -89,6 +89,24 @@ fn second_ctrl_c_interrupts_at_once() {
     assert_eq!(status.code(), Some(130));
 }
 
+fn ctrl_c_cancels_the_task_main_awaits_too() {
+    let (mut child, out) = start("awaits-task");
+    sigint(&child);
+    let status = child.wait().unwrap();
+    assert_eq!(
+        rest(out),
+        "the task main awaits was cancelled too\ninterrupted\n"
+    );
+    assert_eq!(status.code(), Some(130));
+}
+
+fn ctrl_c_after_the_program_cancelled_main_reports_the_cancellation() {
+    let (mut child, out) = start("cancelled-first");
+    let status = child.wait().unwrap();
+    assert_eq!(rest(out), "error: cancelled\n");
+    assert_eq!(status.code(), Some(1));
+}
+
 fn run_off_the_main_thread_leaves_sigint_alone() {
     // Named "main" on purpose: only the process's main thread counts, not a thread's name.
     std::thread::Builder::new()
@@ -112,7 +130,7 @@ fn main() {
     if let Ok(mode) = std::env::var(MODE_ENV) {
         return program(mode);
     }
-    let tests: [(&str, fn()); 4] = [
+    let tests: [(&str, fn()); 6] = [
         (
             "first_ctrl_c_cancels_main_and_run_reports_the_interruption",
             first_ctrl_c_cancels_main_and_run_reports_the_interruption,
@@ -124,6 +142,14 @@ fn main() {
         (
             "second_ctrl_c_interrupts_at_once",
             second_ctrl_c_interrupts_at_once,
+        ),
+        (
+            "ctrl_c_cancels_the_task_main_awaits_too",
+            ctrl_c_cancels_the_task_main_awaits_too,
+        ),
+        (
+            "ctrl_c_after_the_program_cancelled_main_reports_the_cancellation",
+            ctrl_c_after_the_program_cancelled_main_reports_the_cancellation,
         ),
         (
             "run_off_the_main_thread_leaves_sigint_alone",

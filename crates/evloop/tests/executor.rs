@@ -478,7 +478,7 @@ fn a_virtual_clock_runner_still_joins_the_default_executor() {
             reports
         })
         .unwrap();
-    runner.close();
+    runner.close().unwrap();
     assert!(done.load(Ordering::SeqCst), "close() waited for the job");
     assert!(reports.borrow().is_empty(), "{:?}", reports.borrow());
 }

@@ -21,8 +21,8 @@ where
 {
     let mut runner = Runner::with_builder(EventLoop::builder().virtual_clock(true));
     let outcome = runner.run(main);
-    runner.close();
-    outcome
+    let closed = runner.close();
+    closed.and(outcome)
 }
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -88,13 +88,31 @@ fn error_texts_are_asyncios() {
 }
 
 #[test]
-fn create_task_outside_a_loop_panics_with_asyncios_text() {
-    let caught = std::panic::catch_unwind(|| create_task(async {}));
+fn create_task_outside_a_loop_panics_at_the_callers_line_and_says_what_to_do() {
+    let location = Arc::new(Mutex::new(None));
+    let seen = location.clone();
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        *seen.lock().unwrap() = info.location().map(|l| (l.file().to_owned(), l.line()));
+    }));
+    let line = line!() + 1;
+    let caught = std::panic::catch_unwind(|| create_task(async {}).detach());
+    std::panic::set_hook(previous);
     let Err(payload) = caught else {
         panic!("create_task outside a loop should panic")
     };
     let message = evloop::Panic::from_payload(payload);
-    assert_eq!(message.message(), "no running event loop");
+    assert!(
+        message.message().contains("no running event loop"),
+        "{message}"
+    );
+    assert!(
+        message.message().contains("inside evloop::run"),
+        "{message}"
+    );
+    let (file, at) = location.lock().unwrap().clone().unwrap();
+    assert!(file.ends_with("tests/tasks.rs"), "{file}");
+    assert_eq!(at, line);
 }
 
 #[test]
@@ -138,10 +156,10 @@ fn cancel_while_waiting_runs_destructors_and_carries_the_message() {
 }
 
 #[test]
-fn a_task_that_finishes_before_the_cancel_lands_keeps_its_value() {
+fn a_task_that_cancels_itself_and_returns_ends_cancelled() {
+    // asyncio's _must_cancel: a request made during the last step is still delivered.
     let (value, cancelled, cancelling) = vrun(async {
         let task = create_task(async {
-            // Cancel ourselves, then finish without another await: the request never lands.
             evloop::current_task().unwrap().cancel();
             7
         });
@@ -150,8 +168,8 @@ fn a_task_that_finishes_before_the_cancel_lands_keeps_its_value() {
         (value, any.cancelled(), any.cancelling())
     })
     .unwrap();
-    assert_eq!(value, Ok(7));
-    assert!(!cancelled);
+    assert_eq!(value, Err(TaskError::Cancelled(Cancelled::new())));
+    assert!(cancelled);
     assert_eq!(cancelling, 1);
 }
 
@@ -619,12 +637,14 @@ fn task_group_first_failure_cancels_siblings_and_all_errors_are_collected() {
                 sleep(HOUR).await;
                 Ok(())
             })
+            .map(drop)
             .unwrap();
         group
             .spawn(async {
                 sleep(Duration::from_secs(1)).await;
                 Err::<(), _>("first".to_owned())
             })
+            .map(drop)
             .unwrap();
         group
             .spawn(async {
@@ -683,7 +703,8 @@ fn task_group_success_and_spawn_rules() {
         let failing = TaskGroup::<String>::new();
         failing
             .spawn(async { Err::<(), _>("x".to_owned()) })
-            .unwrap();
+            .unwrap()
+            .detach();
         sleep(Duration::ZERO).await;
         sleep(Duration::ZERO).await;
         assert_eq!(
@@ -817,9 +838,9 @@ fn runner_reuses_its_loop_and_refuses_after_close() {
         second, 2,
         "the leftover task and this main are both pending"
     );
-    runner.close();
+    runner.close().unwrap();
     assert!(first.is_closed());
-    runner.close();
+    runner.close().unwrap();
     assert_eq!(runner.run(async {}).unwrap_err(), RunError::RunnerClosed);
     assert_eq!(runner.get_loop().unwrap_err(), RunError::RunnerClosed);
     // Drop closes too.

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use evloop_callbacks::{Handle, Ready, ReadyQueue, TaskRef, TimerHandle, TimerHeap};
+use evloop_callbacks::{Context, Handle, Ready, ReadyQueue, TaskRef, TimerHandle, TimerHeap};
 use mio::{Events, Poll, Token};
 
 use crate::clock::Clock;
@@ -238,7 +238,43 @@ impl EventLoop {
     #[track_caller]
     pub fn call_soon(&self, callback: impl FnOnce() + 'static) -> Result<Handle, LoopError> {
         self.check_closed()?;
-        let handle = Handle::new(callback);
+        self.push_ready(Handle::new(callback))
+    }
+
+    /// [`call_soon`](EventLoop::call_soon) that runs `callback` in a copy of `context` instead
+    /// of the current one (asyncio's `call_soon(cb, context=ctx)`).
+    ///
+    /// ```
+    /// use evloop_reactor::{Context, ContextVar, EventLoop};
+    ///
+    /// static USER: ContextVar<&'static str> = ContextVar::new("user");
+    /// let mut ctx = Context::new();
+    /// ctx.run(|| USER.set("ada"));
+    /// let lp = EventLoop::new().unwrap();
+    /// lp.call_soon_with_context(|| assert_eq!(USER.get(), Some("ada")), &ctx).unwrap();
+    /// lp.run_once().unwrap();
+    /// ```
+    #[track_caller]
+    pub fn call_soon_with_context(
+        &self,
+        callback: impl FnOnce() + 'static,
+        context: &Context,
+    ) -> Result<Handle, LoopError> {
+        self.check_closed()?;
+        self.push_ready(Handle::with_context(
+            callback,
+            std::panic::Location::caller(),
+            context.snapshot(),
+        ))
+    }
+
+    /// Appends to the ready queue, after whatever other threads sent before (asyncio appends
+    /// both kinds of `call_soon` to one deque, so a thread-safe call that happened before this
+    /// one runs first).
+    fn push_ready(&self, handle: Handle) -> Result<Handle, LoopError> {
+        if self.inner.shared.queue.has_items() {
+            self.take_remote();
+        }
         self.inner.ready.borrow_mut().push_handle(handle.clone());
         Ok(handle)
     }
@@ -278,6 +314,28 @@ impl EventLoop {
         Ok(self.inner.timers.borrow_mut().schedule(when, callback))
     }
 
+    /// [`call_at`](EventLoop::call_at) that runs `callback` in a copy of `context` (asyncio's
+    /// `call_at(when, cb, context=ctx)`); `call_later` is `call_at(lp.time() + delay, ..)`.
+    ///
+    /// ```
+    /// use evloop_reactor::{Context, EventLoop};
+    /// let lp = EventLoop::builder().virtual_clock(true).build().unwrap();
+    /// let t = lp.call_at_with_context(lp.time(), || (), &Context::new()).unwrap();
+    /// assert!(!t.cancelled());
+    /// ```
+    #[track_caller]
+    pub fn call_at_with_context(
+        &self,
+        when: Instant,
+        callback: impl FnOnce() + 'static,
+        context: &Context,
+    ) -> Result<TimerHandle, LoopError> {
+        self.check_closed()?;
+        let handle =
+            Handle::with_context(callback, std::panic::Location::caller(), context.snapshot());
+        Ok(self.inner.timers.borrow_mut().schedule_handle(when, handle))
+    }
+
     /// Queues `task` on the loop running on this thread if that loop's [`id`](EventLoop::id) is
     /// `loop_id`, and hands it back otherwise (another loop runs here, or none does): the fast,
     /// on-thread half of a task's waker, one thread-local read and a push.
@@ -287,7 +345,11 @@ impl EventLoop {
     /// use std::ptr::NonNull;
     ///
     /// unsafe fn nothing(_: NonNull<()>) {}
-    /// static VTABLE: TaskRefVTable = TaskRefVTable { run: nothing, drop: nothing, name: "Nop" };
+    /// unsafe fn describe(_: NonNull<()>) -> String {
+    ///     "<Nop>".to_owned()
+    /// }
+    /// static VTABLE: TaskRefVTable =
+    ///     TaskRefVTable { run: nothing, drop: nothing, describe, name: "Nop" };
     /// // SAFETY: the vtable's functions do nothing with the pointer.
     /// let task = unsafe { TaskRef::from_raw(NonNull::dangling(), &VTABLE) };
     /// let lp = EventLoop::new().unwrap();
@@ -307,6 +369,10 @@ impl EventLoop {
             return Err(task);
         }
         // A running loop cannot be closed (close() refuses), so no closed check is needed.
+        // What other threads sent first runs first (one order, as in asyncio).
+        if inner.shared.queue.has_items() {
+            return Err(task);
+        }
         inner.ready.borrow_mut().push_task(task);
         Ok(())
     }
@@ -703,8 +769,8 @@ impl EventLoop {
             let mut ready = inner.ready.borrow_mut();
             for item in batch.drain(..) {
                 match item {
-                    RemoteItem::Callback(callback, location) => {
-                        ready.push_handle(Handle::with_location(callback, location));
+                    RemoteItem::Callback(callback, location, context) => {
+                        ready.push_handle(Handle::with_context(callback, location, context));
                     }
                     RemoteItem::Task(task) => ready.push_task(task),
                     RemoteItem::Stop => inner.stopping.set(true),
@@ -717,6 +783,9 @@ impl EventLoop {
 
     fn run_handle(&self, handle: Handle) {
         let started = self.inner.debug.get().then(Instant::now);
+        // The callback, and the report of its failure, run in its own context (asyncio 3.12+
+        // runs the exception handler in the failing handle's context).
+        let _context = handle.enter_context();
         if let Err(payload) = catch_unwind(AssertUnwindSafe(|| handle.run())) {
             let message = format!(
                 "Exception in callback {} at {}",
@@ -744,7 +813,13 @@ impl EventLoop {
     }
 
     fn run_task(&self, task: TaskRef) {
-        let started = self.inner.debug.get().then(Instant::now);
+        // Debug mode names the task in its report, so the description is taken before the step
+        // (which consumes the reference); outside debug mode nothing is formatted.
+        let debug = self
+            .inner
+            .debug
+            .get()
+            .then(|| (Instant::now(), task.describe()));
         let name = task.name();
         // A task catches its own panics; this is the net under the executor's own code.
         if let Err(payload) = catch_unwind(AssertUnwindSafe(|| task.run())) {
@@ -753,13 +828,16 @@ impl EventLoop {
                     .with_exception(Panic::from_payload(payload)),
             );
         }
-        if let Some(started) = started {
+        if let Some((started, described)) = debug {
             let took = started.elapsed();
             if took >= self.inner.slow_callback.get() {
-                self.call_exception_handler(ExceptionContext::new(format!(
-                    "Executing <{name}> took {:.3} seconds",
-                    took.as_secs_f64()
-                )));
+                self.call_exception_handler(
+                    ExceptionContext::new(format!(
+                        "Executing {described} took {:.3} seconds",
+                        took.as_secs_f64()
+                    ))
+                    .with_task(described),
+                );
             }
         }
     }

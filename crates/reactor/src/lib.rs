@@ -46,7 +46,10 @@ pub mod transport;
 
 pub use error::{LoopError, Panic};
 pub use event_loop::{Builder, EventLoop, get_running_loop};
-pub use evloop_callbacks::{Handle, TaskRef, TaskRefVTable, TimerHandle};
+pub use evloop_callbacks::{
+    Context, ContextError, ContextVar, Handle, Scope, Snapshot, TaskRef, TaskRefVTable,
+    TimerHandle, Token, copy_context,
+};
 pub use exception::{ExceptionContext, ExceptionHandler, default_exception_handler};
 pub use remote::{ClockHold, RemoteHandle};
 pub use signal::{SignalError, has_default_disposition};

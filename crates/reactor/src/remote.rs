@@ -11,14 +11,19 @@ use std::panic::Location;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use evloop_callbacks::{Closed, RemoteQueue, TaskRef, Wake};
+use evloop_callbacks::{Closed, RemoteQueue, Snapshot, TaskRef, Wake};
 
 use crate::LoopError;
 
 /// What another thread can send to the loop.
 pub(crate) enum RemoteItem {
-    /// `call_soon_threadsafe`.
-    Callback(Box<dyn FnOnce() + Send>, &'static Location<'static>),
+    /// `call_soon_threadsafe`: the callback, where it was scheduled, and the calling thread's
+    /// context (it runs in a copy of it, as asyncio's handle does).
+    Callback(
+        Box<dyn FnOnce() + Send>,
+        &'static Location<'static>,
+        Option<Snapshot>,
+    ),
     /// A task woken off the loop thread.
     Task(TaskRef),
     /// `stop()` requested from another thread.
@@ -102,7 +107,10 @@ pub struct RemoteHandle {
 impl RemoteHandle {
     /// Schedules `callback` to run on the loop thread, waking the loop if it is blocked.
     ///
-    /// Fails with "Event loop is closed" once the loop is closed (the callback is dropped).
+    /// The callback runs in a copy of the calling thread's context (asyncio's
+    /// `call_soon_threadsafe`), and after everything the loop thread scheduled once this call
+    /// had returned: the two kinds of `call_soon` share one order. Fails with "Event loop is
+    /// closed" once the loop is closed (the callback is dropped).
     /// Unlike asyncio, no handle is returned: cancelling from another thread would race with the
     /// loop running the callback.
     #[track_caller]
@@ -110,8 +118,11 @@ impl RemoteHandle {
         &self,
         callback: impl FnOnce() + Send + 'static,
     ) -> Result<(), LoopError> {
-        self.shared
-            .send(RemoteItem::Callback(Box::new(callback), Location::caller()))
+        self.shared.send(RemoteItem::Callback(
+            Box::new(callback),
+            Location::caller(),
+            Snapshot::capture(),
+        ))
     }
 
     /// Asks the loop to stop after its current iteration (asyncio's

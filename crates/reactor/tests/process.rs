@@ -355,3 +355,66 @@ fn dropping_an_unclosed_loop_still_reaps_its_children() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn close_kills_a_running_child_and_the_loop_reaps_it() {
+    if in_child("close_kills_a_running_child_and_the_loop_reaps_it") {
+        return;
+    }
+    let lp = EventLoop::new().unwrap();
+    let (pid, code, state) = block_on(&lp, async {
+        let mut proc = create_subprocess_exec("sleep", ["30"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        proc.close();
+        assert!(proc.stdout.is_none(), "close() closes the pipes");
+        proc.close(); // idempotent
+        let code = proc.wait().await;
+        (proc.pid(), code, proc_state(proc.pid()))
+    });
+    assert_eq!(code, -9);
+    assert_eq!(state, None, "child {pid} was reaped");
+    lp.close().unwrap();
+}
+
+#[test]
+fn close_after_the_child_exited_sends_nothing() {
+    if in_child("close_after_the_child_exited_sends_nothing") {
+        return;
+    }
+    let lp = EventLoop::new().unwrap();
+    let code = block_on(&lp, async {
+        let mut proc = create_subprocess_shell("exit 4").spawn().unwrap();
+        proc.wait().await;
+        proc.close();
+        proc.wait().await
+    });
+    assert_eq!(code, 4);
+    lp.close().unwrap();
+}
+
+#[test]
+fn kill_on_drop_kills_a_running_child_when_its_handle_goes() {
+    if in_child("kill_on_drop_kills_a_running_child_when_its_handle_goes") {
+        return;
+    }
+    let lp = EventLoop::new().unwrap();
+    let pid = block_on(&lp, async {
+        let proc = create_subprocess_exec("sleep", ["30"])
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let pid = proc.pid();
+        drop(proc);
+        // Killed at once, so it is gone long before its 30 s; the loop reaps it meanwhile.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while proc_state(pid).is_some() {
+            assert!(Instant::now() < deadline, "child {pid} still there");
+            sleep(Duration::from_millis(20)).await;
+        }
+        pid
+    });
+    assert_eq!(proc_state(pid), None);
+    lp.close().unwrap();
+}

@@ -151,13 +151,13 @@ pub(crate) fn normal_exit(timing: &Timing) {
     }));
 }
 
-/// S2: main returns while the task sleeps; run() cancels the task during its shutdown.
+/// S2: main returns while the task sleeps (the line after `return` never runs); run() cancels
+/// the task during its shutdown.
 pub(crate) fn early_return(timing: &Timing) {
     let (task_sleep, main_sleep) = (timing.task, timing.main);
     report(evloop::run(async move {
-        evloop::create_task(worker(task_sleep)).detach();
+        let _task = evloop::create_task(worker(task_sleep));
         evloop::sleep(main_sleep).await;
-        println!("Main done");
         Ok::<_, String>(())
     }));
 }
@@ -198,9 +198,12 @@ pub(crate) fn task_fails(timing: &Timing) {
     }));
 }
 
-/// S4: close() from inside a coroutine.
-pub(crate) fn close_inside(_: &Timing) {
-    report(evloop::run(async {
+/// S4: close() from inside a coroutine, with a task running: refused, and main fails with it.
+pub(crate) fn close_inside(timing: &Timing) {
+    let (task_sleep, main_sleep) = (timing.task, timing.main);
+    report(evloop::run(async move {
+        let _task = evloop::create_task(worker(task_sleep));
+        evloop::sleep(main_sleep).await;
         let lp = evloop::get_running_loop().map_err(|e| e.to_string())?;
         lp.close().map_err(|e| e.to_string())?;
         println!("Main done");
@@ -208,13 +211,16 @@ pub(crate) fn close_inside(_: &Timing) {
     }));
 }
 
-/// S5: stop() from inside a coroutine: the step finishes, then run() fails.
-pub(crate) fn stop_inside(_: &Timing) {
-    report(evloop::run(async {
+/// S5: stop() from inside a coroutine, with a task running: main finishes its step, and the
+/// stop reaches run()'s clean-up, which fails as asyncio's does.
+pub(crate) fn stop_inside(timing: &Timing) {
+    let (task_sleep, main_sleep) = (timing.task, timing.main);
+    report(evloop::run(async move {
+        let _task = evloop::create_task(worker(task_sleep));
+        evloop::sleep(main_sleep).await;
         let lp = evloop::get_running_loop().map_err(|e| e.to_string())?;
         lp.stop();
         println!("Main done");
-        evloop::sleep(Duration::from_secs(1)).await;
         Ok(())
     }));
 }
@@ -296,13 +302,39 @@ fn cpu_bound(n: u64) -> u128 {
     (0..n).map(|i| u128::from(i) * u128::from(i)).sum()
 }
 
+/// Bytes as Python prints them (`print(b)` shows `b'...'`), so the lines read as the original's.
+fn python_bytes(bytes: &[u8]) -> String {
+    let quote = if bytes.contains(&b'\'') && !bytes.contains(&b'"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = format!("b{quote}");
+    for &byte in bytes {
+        match byte {
+            b'\\' => out.push_str("\\\\"),
+            b'\t' => out.push_str("\\t"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            _ if char::from(byte) == quote => {
+                out.push('\\');
+                out.push(quote);
+            }
+            0x20..=0x7e => out.push(char::from(byte)),
+            _ => out.push_str(&format!("\\x{byte:02x}")),
+        }
+    }
+    out.push(quote);
+    out
+}
+
 /// S8, asyncio's documented `run_in_executor` example: the default thread pool, a custom thread
 /// pool and a custom process pool.
 pub(crate) fn executors(_: &Timing) {
     report(evloop::run(async {
         let lp = evloop::get_running_loop().map_err(|e| e.to_string())?;
         let text = |r: std::io::Result<Vec<u8>>| match r {
-            Ok(bytes) => format!("{} random bytes", bytes.len()),
+            Ok(bytes) => python_bytes(&bytes),
             Err(error) => format!("error: {error}"),
         };
 
@@ -310,7 +342,7 @@ pub(crate) fn executors(_: &Timing) {
             .run_in_executor(None, blocking_io)
             .map_err(|e| e.to_string())?;
         let result = result.await.map_err(|e| e.to_string())?;
-        println!("default thread pool: {}", text(result));
+        println!("default thread pool {}", text(result));
 
         // Python's `with ThreadPoolExecutor() as pool:` is a pool dropped at the end of a block.
         {
@@ -319,7 +351,7 @@ pub(crate) fn executors(_: &Timing) {
                 .run_in_executor(Some(&pool), blocking_io)
                 .map_err(|e| e.to_string())?;
             let result = result.await.map_err(|e| e.to_string())?;
-            println!("custom thread pool: {}", text(result));
+            println!("custom thread pool {}", text(result));
         }
 
         {
@@ -328,7 +360,7 @@ pub(crate) fn executors(_: &Timing) {
                 .run_in_process_pool(&pool, cpu_bound, std::hint::black_box(10_000_000))
                 .map_err(|e| e.to_string())?;
             let result = result.await.map_err(|e| e.to_string())?;
-            println!("custom process pool: {result}");
+            println!("custom process pool {result}");
         }
         Ok(())
     }));
@@ -435,7 +467,7 @@ async fn tcp_echo_client(message: &str, port: u16) -> Result<(), String> {
 }
 
 /// The asyncio docs' TCP echo server and client (streams), in one program: the lines of
-/// `streams_echo.py` beside this file.
+/// `python/streams_echo.py` (its only difference: the client port, which the kernel picks).
 pub(crate) fn streams_echo(timing: &Timing) {
     let port = timing.echo_port;
     let outcome = evloop::run(async move {

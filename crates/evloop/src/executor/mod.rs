@@ -238,7 +238,8 @@ impl ExecutorExt for EventLoop {
 
 /// Runs `f` on the running loop's default executor and awaits it (asyncio's `to_thread`).
 ///
-/// Fails with "no running event loop" outside a loop, "Executor shutdown has been called" after
+/// `f` runs in a copy of the caller's context (its [`ContextVar`](crate::ContextVar)s), as in
+/// asyncio. Fails with "no running event loop" outside a loop, "Executor shutdown has been called" after
 /// [`shutdown_default_executor`](ExecutorExt::shutdown_default_executor), or with the job's
 /// error (a panic in `f` is caught and returned). The thread cannot be cancelled: cancelling
 /// the awaiting task leaves it running, and [`run`](crate::run) waits for it before returning.
@@ -261,7 +262,10 @@ where
     R: Send + 'static,
 {
     let lp = get_running_loop()?;
-    Ok(lp.run_in_executor(None, f)?.await?)
+    // asyncio's to_thread runs the function in a copy of the caller's context
+    // (`ctx = contextvars.copy_context()`); run_in_executor does not.
+    let mut context = evloop_reactor::copy_context();
+    Ok(lp.run_in_executor(None, move || context.run(f))?.await?)
 }
 
 /// `run()`'s step 3 (asyncio G4): join the default executor, if there is one, with asyncio's

@@ -13,7 +13,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use crate::error::Cancelled;
-use crate::task::cell::{FrameSlot, TaskObject};
+use crate::task::cancel::FrameSlot;
+use crate::task::cell::TaskObject;
 use crate::task::current;
 
 /// Runs `future`, turning a cancel request that arrives meanwhile into `Err(Cancelled)`.

@@ -14,11 +14,16 @@
 //! On the loop thread a wake-up goes straight into the ready queue: one atomic `fetch_or` to
 //! mark the task scheduled (so a task is queued at most once however often it is woken), one
 //! reference-count increment, and a push; no lock.
+//!
+//! Cancellation (the `cancel` module says how a request travels) is decided in [`TaskCell::step`]:
+//! a plain request at task level ends the task before its poll, or after a poll that returned
+//! (asyncio's `_must_cancel`, honoured even on the last step); a request made during the step
+//! is handed to what the step ended up waiting on, as asyncio's `__step` does.
 
 use std::cell::{Cell, RefCell, UnsafeCell};
 use std::future::Future;
 use std::mem::ManuallyDrop;
-use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::panic::{AssertUnwindSafe, Location, catch_unwind};
 use std::pin::Pin;
 use std::ptr::NonNull;
 use std::rc::Rc;
@@ -26,9 +31,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
-use evloop_reactor::{EventLoop, ExceptionContext, Panic, RemoteHandle, TaskRef, TaskRefVTable};
+use evloop_reactor::{
+    EventLoop, ExceptionContext, Panic, RemoteHandle, Scope, Snapshot, TaskRef, TaskRefVTable,
+};
 
 use crate::error::{Cancelled, TaskError};
+use crate::task::cancel::{FrameSlot, Requests, Waiter, WaiterRecord};
 use crate::task::current::CurrentGuard;
 
 /// Queued for a poll: further wake-ups are no-ops until the poll starts.
@@ -45,15 +53,30 @@ pub(crate) enum Status {
     Panicked,
 }
 
-/// A catch frame's mailbox: where a cancel request waits for the `catch_cancel` that will take it.
-pub(crate) type FrameSlot = Rc<Cell<Option<Cancelled>>>;
+impl Status {
+    /// asyncio's word for the state in a task's repr.
+    fn word(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Finished => "finished",
+            Status::Cancelled => "cancelled",
+            Status::Panicked => "failed",
+        }
+    }
+}
 
-/// The type-erased view of a task that the registry, `current_task()` and `AnyTask` use.
+/// The type-erased view of a task that the registry, `current_task()`, `AnyTask` and the
+/// awaitables that take part in cancellation use.
 pub(crate) trait TaskObject {
     fn id(&self) -> u64;
     fn name(&self) -> String;
     fn set_name(&self, name: String);
     fn status(&self) -> Status;
+    /// asyncio's repr: `<Task pending name='Task-3' coro=<...> created at file:line:col>`.
+    fn describe(&self) -> String;
+    /// Where `create_task` was called.
+    fn created_at(&self) -> &'static Location<'static>;
+    fn loop_id(&self) -> u64;
     fn cancel(&self, cancelled: Cancelled) -> bool;
     fn cancelling(&self) -> u32;
     fn uncancel(&self) -> u32;
@@ -65,6 +88,16 @@ pub(crate) trait TaskObject {
     /// The task's panic, if it panicked and nobody retrieved or reported it yet; taking it
     /// counts as reporting it.
     fn take_unreported_panic(&self) -> Option<Panic>;
+    /// Records what the current step is suspended on.
+    fn register_waiter(&self, waiter: Waiter);
+    /// Takes the current step's waiter away (its awaitable is being dropped).
+    fn take_waiter(&self) -> Option<Waiter>;
+    /// See `cancel::resolve_delegation`.
+    fn resolve_delegation(&self, waiter_id: usize, ended_cancelled: bool) -> bool;
+    /// Raises `cancelled` at the current await point (see the `cancel` module).
+    fn raise_cancel(&self, cancelled: Cancelled);
+    /// The task's context variables as they are between steps.
+    fn context(&self) -> evloop_reactor::Context;
 }
 
 /// The typed view the `Task<T>` handle uses.
@@ -72,6 +105,7 @@ pub(crate) trait JoinTarget<T>: TaskObject {
     fn poll_join(&self, cx: &mut Context<'_>) -> Poll<Result<T, TaskError>>;
     fn take_output(&self) -> Option<Result<T, TaskError>>;
     fn handle_dropped(&self);
+    fn as_task_object(self: Arc<Self>) -> Arc<dyn TaskObject>;
 }
 
 /// The part of the cell that other threads may read.
@@ -84,13 +118,22 @@ struct Header {
 pub(crate) struct TaskCell<F: Future> {
     header: Header,
     id: u64,
+    created_at: &'static Location<'static>,
     /// Loop-thread only (see the module doc).
     future: UnsafeCell<Option<F>>,
     status: Cell<Status>,
+    /// The step is running (a cancel now is a request made during the step).
+    polling: Cell<bool>,
+    /// A cancel was requested during the current step.
+    cancelled_in_step: Cell<bool>,
     output: RefCell<Option<Result<F::Output, TaskError>>>,
     join_waker: RefCell<Option<Waker>>,
     handle_alive: Cell<bool>,
     cancels_requested: Cell<u32>,
+    /// The task's context variables between steps (asyncio runs every step in the task's own
+    /// context, a copy of the one current at `create_task`).
+    context: Cell<Option<Snapshot>>,
+    waiter: WaiterRecord,
     /// What most tasks never use, allocated on first use: a cell stays small, which is most of
     /// what spawning costs (see [`Cold`]).
     cold: RefCell<Option<Box<Cold>>>,
@@ -102,17 +145,14 @@ pub(crate) struct TaskCell<F: Future> {
 #[derive(Default)]
 struct Cold {
     name: Option<String>,
-    /// A cancel request that no `catch_cancel` will take: the task ends at its next step.
-    cancel_request: Option<Cancelled>,
-    /// Active `catch_cancel` frames, innermost last.
-    frames: Vec<FrameSlot>,
+    requests: Requests,
     done_callbacks: Vec<Box<dyn FnOnce()>>,
     /// A copy of the panic while the output holding it is unretrieved and unreported.
     unreported_panic: Option<Panic>,
 }
 
-// SAFETY: other threads reach a cell only through wakers and task references, which touch only
-// `header` (atomics and a Send + Sync RemoteHandle) and the Arc's count. Every other field is
+// SAFETY: the only state other threads touch is `header` (atomics and a Send + Sync handle) and
+// the Arc's reference counts; every other field, including the future and the output, is only
 // read, written and dropped on the loop thread; the module doc explains why nothing !Send is left
 // in the cell when the last reference may be released elsewhere.
 unsafe impl<F: Future> Send for TaskCell<F> {}
@@ -124,20 +164,31 @@ where
     F: Future + 'static,
     F::Output: 'static,
 {
-    pub(crate) fn new(future: F, id: u64, loop_id: u64, remote: RemoteHandle) -> Arc<Self> {
+    pub(crate) fn new(
+        future: F,
+        id: u64,
+        lp: &EventLoop,
+        created_at: &'static Location<'static>,
+        context: Option<Snapshot>,
+    ) -> Arc<Self> {
         Arc::new(TaskCell {
             header: Header {
                 state: AtomicU8::new(0),
-                loop_id,
-                remote,
+                loop_id: lp.id(),
+                remote: lp.remote(),
             },
             id,
+            created_at,
             future: UnsafeCell::new(Some(future)),
             status: Cell::new(Status::Pending),
+            polling: Cell::new(false),
+            cancelled_in_step: Cell::new(false),
             output: RefCell::new(None),
             join_waker: RefCell::new(None),
             handle_alive: Cell::new(true),
             cancels_requested: Cell::new(0),
+            context: Cell::new(context),
+            waiter: WaiterRecord::default(),
             cold: RefCell::new(None),
         })
     }
@@ -149,20 +200,30 @@ where
         })
     }
 
-    /// Takes a cancel request that no `catch_cancel` frame will see (none is active).
-    fn take_uncaught_request(&self) -> Option<Cancelled> {
+    /// Takes a plain request waiting at task level (no `catch_cancel` is active to take it).
+    fn take_task_level_request(&self) -> Option<Cancelled> {
         let mut cold = self.cold.borrow_mut();
-        let cold = cold.as_mut()?;
-        if cold.frames.is_empty() {
-            cold.cancel_request.take()
+        let requests = &mut cold.as_mut()?.requests;
+        if requests.frames.is_empty() {
+            requests.request.take()
         } else {
             None
         }
     }
 
+    fn delegated_to(&self) -> Option<usize> {
+        let cold = self.cold.borrow();
+        cold.as_ref()?
+            .requests
+            .delegation
+            .as_ref()
+            .map(|(id, _)| *id)
+    }
+
     const TASK_VTABLE: TaskRefVTable = TaskRefVTable {
         run: Self::run_raw,
         drop: Self::drop_raw,
+        describe: Self::describe_raw,
         name: "Task",
     };
 
@@ -173,23 +234,22 @@ where
         Self::waker_drop,
     );
 
-    /// Schedules a poll, from any thread. `ptr` is borrowed (not consumed).
-    fn schedule(ptr: *const Self) {
-        // SAFETY: the caller holds a reference to the Arc behind `ptr`.
-        let header = unsafe { &(*ptr).header };
+    /// Schedules a poll, from any thread.
+    fn schedule(self: &Arc<Self>) {
+        let header = &self.header;
         if header.state.fetch_or(SCHEDULED, Ordering::AcqRel) & (SCHEDULED | DONE) != 0 {
             return;
         }
-        // SAFETY: `ptr` is a live Arc; the new count is owned by the TaskRef below.
-        unsafe { Arc::increment_strong_count(ptr) };
-        let raw = NonNull::from(
-            // SAFETY: `ptr` is non-null (it came from an Arc).
-            unsafe { &*ptr },
-        )
-        .cast::<()>();
-        // SAFETY: run_raw / drop_raw consume exactly one strong count of an Arc<Self>, which we
-        // just took; both are sound on any thread (drop_raw only releases a count; run_raw is only
-        // ever called by the loop, on its thread).
+        let raw = NonNull::new(Arc::into_raw(self.clone()).cast_mut())
+            .expect("an Arc's pointer is never null")
+            .cast::<()>();
+        // SAFETY: run_raw / drop_raw / describe_raw take exactly one strong count of an
+        // Arc<Self>, which `into_raw` just gave up; drop_raw only releases a count and
+        // describe_raw only reads loop-thread state on the loop thread (the reactor describes a
+        // task it is about to run), so both are sound wherever the reference travels; run_raw is
+        // only ever called by the loop that the task belongs to, on its thread, because the
+        // reference is only queued on that loop (the fast path checks the loop id, the slow path
+        // is the loop's own remote queue).
         let task = unsafe { TaskRef::from_raw(raw, &Self::TASK_VTABLE) };
         // Loop thread, loop running: straight into the ready queue, with no lock and no
         // reference-counted loop handle.
@@ -201,6 +261,17 @@ where
         }
     }
 
+    /// Borrows the `Arc` a waker or task reference points at, without touching its count.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must come from `Arc::into_raw` of an `Arc<Self>` whose count the caller holds for as
+    /// long as the returned value is used.
+    unsafe fn borrow_arc(ptr: *const ()) -> ManuallyDrop<Arc<Self>> {
+        // SAFETY: the caller's contract.
+        ManuallyDrop::new(unsafe { Arc::from_raw(ptr.cast::<Self>()) })
+    }
+
     unsafe fn waker_clone(ptr: *const ()) -> RawWaker {
         // SAFETY: a waker's data is a live Arc<Self> pointer; the clone owns a new count.
         unsafe { Arc::increment_strong_count(ptr.cast::<Self>()) };
@@ -208,13 +279,14 @@ where
     }
 
     unsafe fn waker_wake(ptr: *const ()) {
-        Self::schedule(ptr.cast());
-        // SAFETY: `wake` consumes the waker's own count.
-        unsafe { Arc::decrement_strong_count(ptr.cast::<Self>()) };
+        // SAFETY: `wake` consumes the waker's own count, which this Arc now owns.
+        let cell = unsafe { Arc::from_raw(ptr.cast::<Self>()) };
+        cell.schedule();
     }
 
     unsafe fn waker_wake_by_ref(ptr: *const ()) {
-        Self::schedule(ptr.cast());
+        // SAFETY: the waker holds a count for the duration of this call.
+        unsafe { Self::borrow_arc(ptr) }.schedule();
     }
 
     unsafe fn waker_drop(ptr: *const ()) {
@@ -233,53 +305,43 @@ where
         unsafe { Arc::decrement_strong_count(ptr.as_ptr().cast_const().cast::<Self>()) };
     }
 
-    /// Queues the first poll (from `create_task`).
-    pub(crate) fn schedule_first(self: &Arc<Self>) {
-        Self::schedule(Arc::as_ptr(self));
+    unsafe fn describe_raw(ptr: NonNull<()>) -> String {
+        // SAFETY: the TaskRef being described holds a count; describe reads loop-thread state and
+        // the reactor calls it on the loop thread (see `schedule`).
+        unsafe { Self::borrow_arc(ptr.as_ptr().cast_const()) }.describe()
     }
 
-    /// One step: poll the future once, on the loop thread.
+    /// Queues the first poll (from `create_task`).
+    pub(crate) fn schedule_first(self: &Arc<Self>) {
+        self.schedule();
+    }
+
+    /// One step: poll the future once, on the loop thread (asyncio's `Task.__step`).
     fn step(self: &Arc<Self>) {
         // Clear SCHEDULED first, so that a wake-up during the poll queues another step.
         self.header.state.fetch_and(!SCHEDULED, Ordering::AcqRel);
         if self.status.get() != Status::Pending {
             return;
         }
-        let request = self.take_uncaught_request();
-        if let Some(cancelled) = request {
-            self.drop_future();
-            self.finish(Err(TaskError::Cancelled(cancelled)));
+        self.waiter.reset();
+        if let Some(cancelled) = self.take_task_level_request() {
+            self.end_cancelled(cancelled);
             return;
         }
-        let ptr = Arc::as_ptr(self);
-        // SAFETY: the waker borrows our count (ManuallyDrop: no release at the end); its vtable
-        // matches `ptr`'s type.
-        let waker = ManuallyDrop::new(unsafe {
-            Waker::from_raw(RawWaker::new(ptr.cast(), &Self::WAKER_VTABLE))
-        });
-        let mut cx = Context::from_waker(&waker);
-        let polled = {
-            let _current = CurrentGuard::enter(&**self as &dyn TaskObject);
-            // SAFETY: only `step` (never re-entered: a task is not polled from its own poll) and
-            // `drop_future` (never called while polling) touch the future, on the loop thread.
-            let slot = unsafe { &mut *self.future.get() };
-            let Some(future) = slot.as_mut() else { return };
-            // SAFETY: the future lives inside the Arc and is never moved until it is dropped.
-            let future = unsafe { Pin::new_unchecked(future) };
-            catch_unwind(AssertUnwindSafe(|| future.poll(&mut cx)))
-        };
+        let polled = self.poll_future();
         match polled {
             Ok(Poll::Ready(value)) => {
                 self.drop_future();
-                self.finish(Ok(value));
-            }
-            Ok(Poll::Pending) => {
-                let request = self.take_uncaught_request();
-                if let Some(cancelled) = request {
-                    self.drop_future();
-                    self.finish(Err(TaskError::Cancelled(cancelled)));
+                // A cancel requested during the last step is still delivered (_must_cancel).
+                match self.take_task_level_request() {
+                    Some(cancelled) => {
+                        drop(value);
+                        self.finish(Err(TaskError::Cancelled(cancelled)));
+                    }
+                    None => self.finish(Ok(value)),
                 }
             }
+            Ok(Poll::Pending) => self.after_pending_poll(),
             Err(payload) => {
                 self.drop_future();
                 self.finish(Err(TaskError::Panicked(Panic::from_payload(payload))));
@@ -287,11 +349,113 @@ where
         }
     }
 
-    /// Drops the future (running its destructors: Rust's `finally`), catching a panicking drop.
+    /// Polls the future once, as the current task and inside the task's context.
+    fn poll_future(self: &Arc<Self>) -> std::thread::Result<Poll<F::Output>> {
+        let ptr = Arc::as_ptr(self);
+        // SAFETY: the waker borrows our count (ManuallyDrop: no release at the end); its vtable
+        // matches `ptr`'s type.
+        let waker = ManuallyDrop::new(unsafe {
+            Waker::from_raw(RawWaker::new(ptr.cast(), &Self::WAKER_VTABLE))
+        });
+        let mut cx = Context::from_waker(&waker);
+        let context = Scope::enter_task(self.context.take(), self.id);
+        self.polling.set(true);
+        self.cancelled_in_step.set(false);
+        let polled = {
+            let _current = CurrentGuard::enter(&**self as &dyn TaskObject);
+            // SAFETY: only `step` (never re-entered: a task is not polled from its own poll) and
+            // `drop_future` (never called while polling) touch the future, on the loop thread.
+            let slot = unsafe { &mut *self.future.get() };
+            match slot.as_mut() {
+                Some(future) => {
+                    // SAFETY: the future lives inside the Arc and is never moved until it is
+                    // dropped in place (`drop_future`).
+                    let future = unsafe { Pin::new_unchecked(future) };
+                    catch_unwind(AssertUnwindSafe(|| future.poll(&mut cx)))
+                }
+                None => Ok(Poll::Pending),
+            }
+        };
+        self.polling.set(false);
+        self.context.set(context.exit());
+        polled
+    }
+
+    /// What a step that returned `Pending` does about cancellation.
+    fn after_pending_poll(&self) {
+        let delegate_abandoned = {
+            let mut cold = self.cold.borrow_mut();
+            match cold.as_mut() {
+                None => return,
+                Some(cold) => {
+                    let abandoned =
+                        cold.requests.delegation.is_some() && !self.waiter.delegate_seen();
+                    if abandoned {
+                        // The awaitable that took our request was dropped or is no longer
+                        // polled: the request becomes a plain one, never lost.
+                        let (_, cancelled) = cold.requests.delegation.take().expect("checked");
+                        cold.requests.deliver(cancelled);
+                    }
+                    abandoned
+                }
+            }
+        };
+        // A request made during the step goes to what the step is now waiting on, as asyncio's
+        // __step cancels a future yielded while _must_cancel is set.
+        if self.cancelled_in_step.get() && !delegate_abandoned {
+            if let Some(waiter) = self.waiter.single() {
+                let request = self.cold().requests.take_undelivered();
+                if let Some(cancelled) = request {
+                    if waiter.cancel(&cancelled) {
+                        let mut cold = self.cold();
+                        if cold.requests.delegation.is_none() {
+                            cold.requests.delegation = Some((waiter.id(), cancelled));
+                        }
+                    } else {
+                        self.cold().requests.deliver(cancelled);
+                    }
+                }
+            }
+        }
+        if let Some(cancelled) = self.take_task_level_request() {
+            self.end_cancelled(cancelled);
+        } else if self.cold().requests.frame_has_request() {
+            // The innermost catch_cancel takes it on the next step.
+            self.request_wake();
+        }
+    }
+
+    /// Ends the task cancelled: the future is dropped at its await point.
+    fn end_cancelled(&self, cancelled: Cancelled) {
+        self.drop_future();
+        self.finish(Err(TaskError::Cancelled(cancelled)));
+    }
+
+    /// Drops the future in place (running its destructors: Rust's `finally`), catching a
+    /// panicking drop. A pinned future is never moved, not even to be dropped.
     fn drop_future(&self) {
+        let slot = self.future.get();
         // SAFETY: see `step`; never called while the future is being polled.
-        let future = unsafe { (*self.future.get()).take() };
-        if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(future))) {
+        if unsafe { (*slot).is_none() } {
+            return;
+        }
+        /// Marks the slot empty once the drop is over, even if the drop panicked (a second drop
+        /// of a partly dropped future would be unsound).
+        struct Emptied<T>(*mut Option<T>);
+        impl<T> Drop for Emptied<T> {
+            fn drop(&mut self) {
+                // SAFETY: the slot's value has just been dropped in place; writing `None` over
+                // it without dropping it again is what makes the slot valid again.
+                unsafe { std::ptr::write(self.0, None) };
+            }
+        }
+        let dropped = catch_unwind(AssertUnwindSafe(|| {
+            let _emptied = Emptied(slot);
+            // SAFETY: the slot holds the pinned future, which is dropped where it lies; nothing
+            // else refers to it (no poll is running), and `_emptied` makes the slot `None` after.
+            unsafe { std::ptr::drop_in_place(slot) };
+        }));
+        if let Err(payload) = dropped {
             report(
                 ExceptionContext::new("Exception while dropping a cancelled task's future")
                     .with_exception(Panic::from_payload(payload))
@@ -305,15 +469,20 @@ where
             Ok(_) => Status::Finished,
             Err(TaskError::Cancelled(_)) => Status::Cancelled,
             Err(TaskError::Panicked(_)) => Status::Panicked,
+            Err(TaskError::DifferentLoop(_)) => Status::Panicked,
         });
         self.header.state.fetch_or(DONE, Ordering::AcqRel);
+        self.waiter.reset();
         // Frames and callbacks leave the cell with no borrow held: dropping or running them
         // may touch this task again.
         let (frames, callbacks) = match self.cold.borrow_mut().as_mut() {
-            Some(cold) => (
-                std::mem::take(&mut cold.frames),
-                std::mem::take(&mut cold.done_callbacks),
-            ),
+            Some(cold) => {
+                cold.requests.delegation = None;
+                (
+                    std::mem::take(&mut cold.requests.frames),
+                    std::mem::take(&mut cold.done_callbacks),
+                )
+            }
             None => (Vec::new(), Vec::new()),
         };
         drop(frames);
@@ -327,11 +496,7 @@ where
                 waker.wake();
             }
         } else if let Err(TaskError::Panicked(panic)) = result {
-            report(
-                ExceptionContext::new("Task exception was never retrieved")
-                    .with_exception(panic)
-                    .with_task(self.describe()),
-            );
+            self.report_unretrieved(panic);
         }
         if !callbacks.is_empty() {
             EventLoop::with_running(|lp| {
@@ -345,12 +510,20 @@ where
         }
     }
 
-    fn describe(&self) -> String {
-        format!("<Task {} {:?}>", self.name(), self.status.get())
+    /// "Task exception was never retrieved", reported in the task's own context.
+    fn report_unretrieved(&self, panic: Panic) {
+        let context = ExceptionContext::new("Task exception was never retrieved")
+            .with_exception(panic)
+            .with_task(self.describe());
+        let scope = Scope::enter_task(self.context.take(), self.id);
+        report(context);
+        self.context.set(scope.exit());
     }
 
     fn request_wake(&self) {
-        Self::schedule(self);
+        // SAFETY: `self` lives in an Arc (every TaskCell is made by `new`), and the borrowed
+        // count is held by the caller's `&self` for the duration of the call.
+        unsafe { Self::borrow_arc((self as *const Self).cast()) }.schedule();
     }
 }
 
@@ -392,22 +565,46 @@ where
         self.status.get()
     }
 
+    fn describe(&self) -> String {
+        format!(
+            "<Task {} name='{}' coro=<{}> created at {}>",
+            self.status.get().word(),
+            self.name(),
+            std::any::type_name::<F>(),
+            self.created_at
+        )
+    }
+
+    fn created_at(&self) -> &'static Location<'static> {
+        self.created_at
+    }
+
+    fn loop_id(&self) -> u64 {
+        self.header.loop_id
+    }
+
     fn cancel(&self, cancelled: Cancelled) -> bool {
         if self.status.get() != Status::Pending {
             return false;
         }
         self.cancels_requested
             .set(self.cancels_requested.get().saturating_add(1));
-        let mut cold = self.cold();
-        if let Some(innermost) = cold.frames.last() {
-            // The innermost catch_cancel takes it at its next poll; a request it already holds
-            // is not replaced (asyncio keeps the first message too).
-            let pending = innermost.take();
-            innermost.set(Some(pending.unwrap_or(cancelled)));
-        } else if cold.cancel_request.is_none() {
-            cold.cancel_request = Some(cancelled);
+        if self.polling.get() {
+            // Requested during our own step (a task cancelling itself, say): the step decides
+            // when it ends (see `after_pending_poll`).
+            self.cancelled_in_step.set(true);
+        } else if let Some(waiter) = self.waiter.single() {
+            // Suspended on an evloop awaitable: cancel that; the cancellation comes back through
+            // it (asyncio: `self._fut_waiter.cancel(msg)`).
+            if waiter.cancel(&cancelled) {
+                let mut cold = self.cold();
+                if cold.requests.delegation.is_none() {
+                    cold.requests.delegation = Some((waiter.id(), cancelled));
+                }
+                return true;
+            }
         }
-        drop(cold);
+        self.cold().requests.deliver(cancelled);
         self.request_wake();
         true
     }
@@ -419,6 +616,12 @@ where
     fn uncancel(&self) -> u32 {
         let left = self.cancels_requested.get().saturating_sub(1);
         self.cancels_requested.set(left);
+        if left == 0 {
+            // asyncio 3.13: back to zero withdraws a request not delivered yet.
+            if let Some(cold) = self.cold.borrow_mut().as_mut() {
+                cold.requests.withdraw();
+            }
+        }
         left
     }
 
@@ -440,17 +643,16 @@ where
         if self.status.get() != Status::Pending {
             return;
         }
-        self.drop_future();
-        self.finish(Err(TaskError::Cancelled(why)));
+        self.end_cancelled(why);
     }
 
     fn push_frame(&self, slot: FrameSlot) {
         // A request already waiting at task level moves into the new innermost frame.
         let mut cold = self.cold();
-        if let Some(request) = cold.cancel_request.take() {
+        if let Some(request) = cold.requests.request.take() {
             slot.set(Some(request));
         }
-        cold.frames.push(slot);
+        cold.requests.frames.push(slot);
     }
 
     fn take_unreported_panic(&self) -> Option<Panic> {
@@ -459,25 +661,60 @@ where
 
     fn remove_frame(&self, slot: &FrameSlot) {
         let mut cold = self.cold();
-        let removed = match cold.frames.iter().rposition(|f| Rc::ptr_eq(f, slot)) {
-            Some(at) => Some(cold.frames.remove(at)),
+        let requests = &mut cold.requests;
+        let removed = match requests.frames.iter().rposition(|f| Rc::ptr_eq(f, slot)) {
+            Some(at) => Some(requests.frames.remove(at)),
             None => None,
         };
         // An undelivered request is never lost: it moves to the next frame out, or to the task.
         if let Some(request) = slot.take() {
-            match cold.frames.last() {
-                Some(outer) => {
-                    let pending = outer.take();
-                    outer.set(Some(pending.unwrap_or(request)));
-                }
-                None => {
-                    cold.cancel_request.get_or_insert(request);
-                }
-            }
+            requests.deliver(request);
             drop(cold);
             drop(removed);
-            self.request_wake();
+            if !self.polling.get() {
+                self.request_wake();
+            }
         }
+    }
+
+    fn register_waiter(&self, waiter: Waiter) {
+        if self.polling.get() {
+            let delegated = self.delegated_to();
+            self.waiter.register(waiter, delegated);
+        }
+    }
+
+    fn take_waiter(&self) -> Option<Waiter> {
+        self.waiter.take()
+    }
+
+    fn resolve_delegation(&self, waiter_id: usize, ended_cancelled: bool) -> bool {
+        let cancelled = {
+            let mut cold = self.cold.borrow_mut();
+            let Some(cold) = cold.as_mut() else {
+                return false;
+            };
+            match &cold.requests.delegation {
+                Some((id, _)) if *id == waiter_id => {}
+                _ => return false,
+            }
+            let (_, cancelled) = cold.requests.delegation.take().expect("checked");
+            cancelled
+        };
+        if ended_cancelled {
+            self.raise_cancel(cancelled);
+        }
+        ended_cancelled
+    }
+
+    fn raise_cancel(&self, cancelled: Cancelled) {
+        self.cold().requests.deliver(cancelled);
+    }
+
+    fn context(&self) -> evloop_reactor::Context {
+        let snapshot = self.context.take();
+        self.context.set(snapshot.clone());
+        evloop_reactor::Context::from_snapshot(snapshot)
     }
 }
 
@@ -516,11 +753,11 @@ where
         let output = self.output.borrow_mut().take();
         drop(output);
         if let Some(panic) = self.take_unreported_panic() {
-            report(
-                ExceptionContext::new("Task exception was never retrieved")
-                    .with_exception(panic)
-                    .with_task(self.describe()),
-            );
+            self.report_unretrieved(panic);
         }
+    }
+
+    fn as_task_object(self: Arc<Self>) -> Arc<dyn TaskObject> {
+        self
     }
 }

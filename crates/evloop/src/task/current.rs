@@ -50,3 +50,13 @@ pub(crate) fn current() -> Option<Arc<dyn TaskObject>> {
     let borrowed = std::mem::ManuallyDrop::new(unsafe { Arc::from_raw(ptr.as_ptr().cast_const()) });
     Some(Arc::clone(&borrowed))
 }
+
+/// Calls `f` with the task being polled on this thread, without taking a reference count.
+pub(crate) fn with_current<R>(f: impl FnOnce(Option<&dyn TaskObject>) -> R) -> R {
+    match CURRENT.with(Cell::get) {
+        // SAFETY: as in `current`: the pointee lives at least as long as the `CurrentGuard` that
+        // put it here, which outlives this call (guards are dropped in the poll that made them).
+        Some(ptr) => f(Some(unsafe { ptr.as_ref() })),
+        None => f(None),
+    }
+}

@@ -5,6 +5,7 @@
 //! current await point (its destructors run, which is Rust's `finally`), unless the task is
 //! inside a [`catch_cancel`], which turns the request into an `Err` the task can act on.
 
+mod cancel;
 mod catch;
 mod cell;
 mod current;
@@ -13,23 +14,33 @@ mod registry;
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
+use std::panic::Location;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
-use evloop_reactor::{EventLoop, LoopError};
+use evloop_reactor::{EventLoop, LoopError, Snapshot};
 
 use crate::error::{Cancelled, TaskError};
+pub use cancel::Raise;
+pub(crate) use cancel::{Cancellable, Waiter, register_waiter, resolve_delegation, take_waiter};
 pub use catch::{CatchCancel, catch_cancel};
+pub(crate) use cell::report;
 use cell::{JoinTarget, Status, TaskCell, TaskObject};
 use registry::TaskRegistry;
 
 /// Task ids (and default names, `Task-N`) count up from 1 across the process, as asyncio's do.
 static NEXT_TASK_ID: AtomicU64 = AtomicU64::new(1);
 
-/// Starts `future` as a task on `lp` (the body of `create_task` and `LoopExt::create_task`).
-pub(crate) fn spawn_on<F>(lp: &EventLoop, future: F) -> Result<Task<F::Output>, LoopError>
+/// Starts `future` as a task on `lp` (the body of `create_task` and `LoopExt::create_task`),
+/// in a copy of `context` (the current one when `None` is given: asyncio's `copy_context()`).
+pub(crate) fn spawn_on<F>(
+    lp: &EventLoop,
+    future: F,
+    created_at: &'static Location<'static>,
+    context: Option<Option<Snapshot>>,
+) -> Result<Task<F::Output>, LoopError>
 where
     F: Future + 'static,
     F::Output: 'static,
@@ -38,7 +49,8 @@ where
         return Err(LoopError::Closed);
     }
     let id = NEXT_TASK_ID.fetch_add(1, Ordering::Relaxed);
-    let cell = TaskCell::new(future, id, lp.id(), lp.remote());
+    let context = context.unwrap_or_else(Snapshot::capture);
+    let cell = TaskCell::new(future, id, lp, created_at, context);
     TaskRegistry::of(lp).add(cell.clone());
     if lp.is_running() {
         cell.schedule_first();
@@ -54,15 +66,28 @@ where
     })
 }
 
+/// The running loop, or a panic at the caller's line that says what to do.
+#[track_caller]
+fn running_loop_for(what: &str) -> EventLoop {
+    match evloop_reactor::get_running_loop() {
+        Ok(lp) => lp,
+        Err(error) => panic!(
+            "{what} called outside a running event loop ({error}): run it inside evloop::run \
+             (or Runner::run / run_until_complete)"
+        ),
+    }
+}
+
 /// Starts `future` as a task on the running loop (asyncio's `asyncio.create_task`).
 ///
 /// The future need not be `Send`. Its first poll happens on a later loop iteration, never inside
-/// this call.
+/// this call. It runs in a copy of the current context (see [`ContextVar`](crate::ContextVar)).
 ///
 /// # Panics
 ///
-/// Outside a running loop ("no running event loop"), like `tokio::spawn` outside a runtime; use
-/// [`LoopExt::create_task`](crate::LoopExt::create_task) to choose a loop and get an error instead.
+/// Outside a running loop, at the caller's line ("no running event loop"), like `tokio::spawn`
+/// outside a runtime; use [`LoopExt::create_task`](crate::LoopExt::create_task) to choose a loop
+/// and get an error instead.
 ///
 /// ```
 /// let answer = evloop::run(async {
@@ -77,8 +102,42 @@ where
     F: Future + 'static,
     F::Output: 'static,
 {
-    let lp = evloop_reactor::get_running_loop().unwrap_or_else(|e| panic!("{e}"));
-    spawn_on(&lp, future).unwrap_or_else(|e| panic!("{e}"))
+    let lp = running_loop_for("create_task()");
+    match spawn_on(&lp, future, Location::caller(), None) {
+        Ok(task) => task,
+        Err(error) => panic!("create_task(): {error}"),
+    }
+}
+
+/// [`create_task`] in a copy of `context` instead of the current one (asyncio's
+/// `create_task(coro, context=ctx)`).
+///
+/// # Panics
+///
+/// Outside a running loop, as [`create_task`].
+///
+/// ```
+/// use evloop::contextvars::{Context, ContextVar};
+///
+/// static USER: ContextVar<&'static str> = ContextVar::new("user");
+/// let seen = evloop::run(async {
+///     let mut ctx = Context::new();
+///     ctx.run(|| USER.set("ada"));
+///     evloop::create_task_with_context(async { USER.get() }, &ctx).await
+/// });
+/// assert_eq!(seen.unwrap().unwrap(), Some("ada"));
+/// ```
+#[track_caller]
+pub fn create_task_with_context<F>(future: F, context: &evloop_reactor::Context) -> Task<F::Output>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    let lp = running_loop_for("create_task_with_context()");
+    match spawn_on(&lp, future, Location::caller(), Some(context.snapshot())) {
+        Ok(task) => task,
+        Err(error) => panic!("create_task_with_context(): {error}"),
+    }
 }
 
 /// A task on the loop, and the handle to its result (asyncio's `Task`).
@@ -103,6 +162,7 @@ where
 ///     Err(TaskError::Cancelled(Cancelled::with_message("enough")))
 /// );
 /// ```
+#[must_use = "dropping a Task detaches it: it runs on, and its result and panic go unobserved (use detach() to say so, abort() to cancel)"]
 pub struct Task<T> {
     cell: Arc<dyn JoinTarget<T>>,
     _not_send: PhantomData<*const ()>,
@@ -111,8 +171,13 @@ pub struct Task<T> {
 impl<T> Task<T> {
     /// Requests cancellation (asyncio's `cancel()`). Returns false if the task is already done.
     ///
-    /// The future is dropped at its current await point on the task's next step, unless it is
-    /// inside [`catch_cancel`], which receives the request instead.
+    /// If the task is suspended on one of evloop's awaitables (a [`LoopFuture`](crate::LoopFuture),
+    /// another `Task`, a [`gather`](fn@crate::gather)), that is cancelled, and the cancellation
+    /// comes back to this task through it, as in asyncio: an awaited task that catches its
+    /// cancellation and returns a value gives this task that value. Otherwise the future is
+    /// dropped at its current await point on the task's next step (a request made while the task
+    /// runs is still delivered if that step is its last), unless it is inside [`catch_cancel`],
+    /// which receives the request instead.
     pub fn cancel(&self) -> bool {
         self.cell.cancel(Cancelled::new())
     }
@@ -150,9 +215,21 @@ impl<T> Task<T> {
         self.cell.cancelling()
     }
 
-    /// Decrements the pending cancel requests and returns the rest (asyncio's `uncancel()`).
+    /// Decrements the pending cancel requests and returns the rest (asyncio's `uncancel()`);
+    /// reaching zero withdraws a request not delivered yet (asyncio 3.13).
     pub fn uncancel(&self) -> u32 {
         self.cell.uncancel()
+    }
+
+    /// The task's context: a copy of its context variables as they are now (asyncio's
+    /// `Task.get_context()`).
+    pub fn get_context(&self) -> evloop_reactor::Context {
+        self.cell.context()
+    }
+
+    /// Where the task was created (the caller of `create_task`).
+    pub fn created_at(&self) -> &'static Location<'static> {
+        self.cell.created_at()
     }
 
     /// The task's name: `Task-N` unless set.
@@ -197,11 +274,49 @@ impl<T> Task<T> {
     }
 }
 
-impl<T> Future for Task<T> {
+impl<T: 'static> Task<T> {
+    /// Polls for the result without taking part in cancellation: what combinators that decide
+    /// themselves how a cancellation reaches their children (gather, shield) use.
+    pub(crate) fn poll_quiet(&mut self, cx: &mut Context<'_>) -> Poll<Result<T, TaskError>> {
+        let running = EventLoop::running_id();
+        if running != 0 && running != self.cell.loop_id() {
+            return Poll::Ready(Err(TaskError::DifferentLoop(format!(
+                "{} is attached to a different loop",
+                self.cell.describe()
+            ))));
+        }
+        self.cell.poll_join(cx)
+    }
+
+    fn waiter_id(&self) -> usize {
+        Arc::as_ptr(&self.cell).cast::<()>() as usize
+    }
+}
+
+/// Awaiting a task suspends the awaiting task on it: cancelling the awaiter cancels this task,
+/// and the awaiter is cancelled in turn if this one ends cancelled (asyncio H4).
+impl<T: 'static> Future for Task<T> {
     type Output = Result<T, TaskError>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.cell.poll_join(cx)
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if let Some(me) = current::with_current(|task| task.map(|t| t.id()))
+            && me == self.cell.id()
+        {
+            panic!("Task cannot await on itself: {}", self.cell.describe());
+        }
+        match self.poll_quiet(cx) {
+            Poll::Ready(outcome) => {
+                let cancelled = matches!(outcome, Err(TaskError::Cancelled(_)));
+                if resolve_delegation(self.waiter_id(), cancelled) {
+                    return Poll::Pending;
+                }
+                Poll::Ready(outcome)
+            }
+            Poll::Pending => {
+                register_waiter(|| Waiter::Task(self.cell.clone().as_task_object()));
+                Poll::Pending
+            }
+        }
     }
 }
 
@@ -211,9 +326,10 @@ impl<T> Drop for Task<T> {
     }
 }
 
+/// asyncio's repr: `<Task pending name='Task-3' coro=<...> created at src/main.rs:10:5>`.
 impl<T> fmt::Debug for Task<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "<Task {} {:?}>", self.cell.name(), self.cell.status())
+        f.write_str(&self.cell.describe())
     }
 }
 
@@ -250,7 +366,7 @@ impl AnyTask {
         self.cell.set_name(name.into());
     }
 
-    /// Requests cancellation; false if already done.
+    /// Requests cancellation; false if already done (see [`Task::cancel`]).
     pub fn cancel(&self) -> bool {
         self.cell.cancel(Cancelled::new())
     }
@@ -290,9 +406,24 @@ impl AnyTask {
         self.cell.add_done_callback(Box::new(callback));
     }
 
+    /// Requests cancellation with `cancelled` as the reason (what gathers pass on).
+    pub(crate) fn cancel_as(&self, cancelled: Cancelled) -> bool {
+        self.cell.cancel(cancelled)
+    }
+
     /// Whether two handles refer to the same task.
     pub fn ptr_eq(&self, other: &AnyTask) -> bool {
         self.id() == other.id()
+    }
+
+    /// Where the task was created (the caller of `create_task`).
+    pub fn created_at(&self) -> &'static Location<'static> {
+        self.cell.created_at()
+    }
+
+    /// The task's context: a copy of its context variables as they are now.
+    pub fn get_context(&self) -> evloop_reactor::Context {
+        self.cell.context()
     }
 
     pub(crate) fn take_unreported_panic(&self) -> Option<evloop_reactor::Panic> {
@@ -302,7 +433,7 @@ impl AnyTask {
 
 impl fmt::Debug for AnyTask {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "<Task {} {:?}>", self.cell.name(), self.cell.status())
+        f.write_str(&self.cell.describe())
     }
 }
 

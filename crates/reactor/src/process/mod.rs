@@ -97,6 +97,7 @@ impl ChildState {
 pub struct Command {
     inner: std::process::Command,
     force_sigchld: bool,
+    kill_on_drop: bool,
 }
 
 /// A command that runs `program` with `args` (asyncio's `create_subprocess_exec`).
@@ -174,6 +175,23 @@ impl Command {
         self
     }
 
+    /// Kills the child (SIGKILL) when its [`Process`] is dropped while it still runs, as tokio's
+    /// `kill_on_drop`; the loop reaps it afterwards. Off by default: a dropped `Process` leaves
+    /// the child running, and closing the loop never signals it (asyncio's S6).
+    ///
+    /// ```
+    /// use evloop_reactor::EventLoop;
+    /// use evloop_reactor::process::create_subprocess_exec;
+    ///
+    /// let lp = EventLoop::new().unwrap();
+    /// let child = create_subprocess_exec("sleep", ["30"]).kill_on_drop(true).spawn_on(&lp).unwrap();
+    /// drop(child); // SIGKILL now; the loop reaps it when it next runs
+    /// ```
+    pub fn kill_on_drop(&mut self, on: bool) -> &mut Command {
+        self.kill_on_drop = on;
+        self
+    }
+
     /// Starts the child on the running loop. `Popen` errors come back as they are (for example
     /// `NotFound`, "No such file or directory").
     pub fn spawn(&mut self) -> io::Result<Process> {
@@ -207,6 +225,7 @@ impl Command {
             stdin: stdin.transpose()?,
             stdout: stdout.transpose()?,
             stderr: stderr.transpose()?,
+            kill_on_drop: self.kill_on_drop,
         })
     }
 }
@@ -216,6 +235,7 @@ impl From<std::process::Command> for Command {
         Command {
             inner,
             force_sigchld: false,
+            kill_on_drop: false,
         }
     }
 }
@@ -228,7 +248,9 @@ impl fmt::Debug for Command {
 
 /// A running (or finished) child process (asyncio's `Process`).
 ///
-/// Dropping it neither kills nor waits: the loop still reaps the child when it exits.
+/// Dropping it neither kills nor waits (unless [`Command::kill_on_drop`] was set): the loop still
+/// reaps the child when it exits. [`close`](Process::close) is asyncio's transport `close()`:
+/// pipes closed, a running child killed.
 ///
 /// ```
 /// use evloop_reactor::EventLoop;
@@ -251,6 +273,7 @@ pub struct Process {
     pub stdout: Option<ChildStdout>,
     /// The child's stderr, if piped.
     pub stderr: Option<ChildStderr>,
+    kill_on_drop: bool,
 }
 
 impl Process {
@@ -435,6 +458,40 @@ impl Process {
     /// Sends SIGKILL.
     pub fn kill(&self) -> io::Result<()> {
         self.send_signal(libc::SIGKILL)
+    }
+
+    /// asyncio's subprocess transport `close()`: closes the pipes and kills (SIGKILL) the child
+    /// if it is still running; the loop then reaps it, and [`wait`](Process::wait) gives its
+    /// code (-9 if it was killed). Idempotent.
+    ///
+    /// ```
+    /// # use evloop_reactor::doc_support::block_on;
+    /// use evloop_reactor::EventLoop;
+    /// use evloop_reactor::process::create_subprocess_exec;
+    ///
+    /// let lp = EventLoop::new()?;
+    /// let mut proc = create_subprocess_exec("sleep", ["30"]).spawn_on(&lp)?;
+    /// proc.close();
+    /// assert_eq!(block_on(&lp, async move { proc.wait().await }), -9);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn close(&mut self) {
+        self.stdin = None;
+        self.stdout = None;
+        self.stderr = None;
+        if self.state.returncode.get().is_none() {
+            // Exited but not reaped yet is fine (ESRCH is not an error before reaping), and a
+            // child the loop's reaper thread already released is not signalled at all.
+            let _ = self.kill();
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if self.kill_on_drop && self.state.returncode.get().is_none() {
+            let _ = self.kill();
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 
 The tour's `streams-echo` scenario reproduces it line for line:
 
-    python3 crates/evloop/examples/tour/streams_echo.py
+    python3 crates/evloop/examples/tour/python/streams_echo.py
     cargo run --release --example tour -- streams-echo
 
 Only the client's port number in "Received ... from" differs between runs.
