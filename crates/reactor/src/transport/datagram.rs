@@ -62,6 +62,8 @@ struct Inner {
     high: Cell<usize>,
     low: Cell<usize>,
     protocol_paused: Cell<bool>,
+    /// `pause_writing` is owed to a protocol that was inside a callback when it became due.
+    pause_owed: Cell<bool>,
     closing: Cell<bool>,
     lost: Cell<bool>,
 }
@@ -134,6 +136,7 @@ pub fn create_datagram_endpoint(
         high: Cell::new(write_buffer::DEFAULT_HIGH_WATER),
         low: Cell::new(write_buffer::DEFAULT_LOW_WATER),
         protocol_paused: Cell::new(false),
+        pause_owed: Cell::new(false),
         closing: Cell::new(false),
         lost: Cell::new(false),
     });
@@ -158,7 +161,16 @@ pub fn create_datagram_endpoint(
 
 impl Inner {
     fn call<R>(&self, what: &str, f: impl FnOnce(&mut dyn DatagramProtocol) -> R) -> Option<R> {
-        match self.protocol.call(f) {
+        let out = self.outcome(what, self.protocol.call(f));
+        if self.pause_owed.replace(false) && self.protocol_paused.get() {
+            let paused = self.protocol.call(|p| p.pause_writing());
+            self.outcome("pause_writing", paused);
+        }
+        out
+    }
+
+    fn outcome<R>(&self, what: &str, called: Called<R>) -> Option<R> {
+        match called {
             Called::Done(value) => Some(value),
             Called::Panicked(panic) => {
                 self.lp.call_exception_handler(
@@ -326,7 +338,10 @@ impl DatagramTransport {
             .set(inner.queued_bytes.get() + data.len());
         if !inner.protocol_paused.get() && inner.queued_bytes.get() > inner.high.get() {
             inner.protocol_paused.set(true);
-            if !inner.protocol.is_busy() {
+            if inner.protocol.is_busy() {
+                // Inside one of its callbacks: delivered when that callback returns.
+                inner.pause_owed.set(true);
+            } else {
                 inner.call("pause_writing", |p| p.pause_writing());
             }
         }
