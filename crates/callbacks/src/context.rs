@@ -92,10 +92,16 @@ pub struct Snapshot(Arc<Vars>);
 
 impl Snapshot {
     /// The current context's variables, or `None` when it has none (nothing to carry).
+    #[inline]
     pub fn capture() -> Option<Snapshot> {
-        if !IN_USE.load(Ordering::Relaxed) {
+        if !in_use() {
             return None;
         }
+        Snapshot::capture_current()
+    }
+
+    #[inline(never)]
+    fn capture_current() -> Option<Snapshot> {
         CURRENT.with(|current| current.vars.borrow().clone())
     }
 
@@ -126,9 +132,25 @@ thread_local! {
 }
 
 /// Whether any context variable was ever set in this process. Until then capturing and
-/// entering contexts is skipped (they are all empty).
-fn in_use() -> bool {
+/// entering contexts can be skipped: every context is empty.
+#[inline]
+pub(crate) fn in_use() -> bool {
     IN_USE.load(Ordering::Relaxed)
+}
+
+/// After code that ran with no context entered because no variable was in use: if that code set
+/// the first variable, it went into the thread's own context; take it back out.
+#[inline]
+pub(crate) fn forget_first_use() {
+    if in_use() {
+        forget_thread_vars();
+    }
+}
+
+#[inline(never)]
+fn forget_thread_vars() {
+    let vars = CURRENT.with(|current| current.vars.take());
+    drop(vars);
 }
 
 /// A context entered on this thread until the scope ends (or [`Scope::exit`] hands the
@@ -153,47 +175,61 @@ fn in_use() -> bool {
 pub struct Scope {
     outer_vars: Option<Snapshot>,
     outer_id: u64,
-    /// Entered while no variable was in use: only the identity was swapped (or nothing).
-    lazy: bool,
-    exited: bool,
+    mode: Mode,
     _not_send: PhantomData<*const ()>,
+}
+
+/// How much of the context a [`Scope`] swapped.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Variables and identity.
+    Full,
+    /// No variable was in use: only the identity (a task's).
+    Identity,
+    /// No variable was in use: nothing (a callback's).
+    Nothing,
 }
 
 impl Scope {
     /// Enters a fresh copy of `vars` (a callback's context: what it sets is its own).
+    #[inline]
     pub fn enter(vars: Option<Snapshot>) -> Scope {
         if in_use() {
             let id = NEXT_CONTEXT_ID.fetch_add(1, Ordering::Relaxed);
             Scope::enter_with_id(vars, id)
         } else {
-            Scope::lazy(None)
+            Scope::untouched()
         }
     }
 
     /// Enters task `task_id`'s context: the identity stays the same on every step of the task,
     /// so a token set on one step can be reset on another.
+    #[inline]
     pub fn enter_task(vars: Option<Snapshot>, task_id: u64) -> Scope {
         if in_use() {
             Scope::enter_with_id(vars, task_id | TASK_CONTEXT)
         } else {
-            Scope::lazy(Some(task_id | TASK_CONTEXT))
+            Scope {
+                outer_vars: None,
+                outer_id: CURRENT.with(|current| current.id.replace(task_id | TASK_CONTEXT)),
+                mode: Mode::Identity,
+                _not_send: PhantomData,
+            }
         }
     }
 
-    fn lazy(id: Option<u64>) -> Scope {
-        let outer_id = match id {
-            Some(id) => CURRENT.with(|current| current.id.replace(id)),
-            None => CURRENT.with(|current| current.id.get()),
-        };
+    /// A scope that swaps nothing, while no variable is in use (see [`Scope::enter`]).
+    #[inline]
+    pub(crate) fn untouched() -> Scope {
         Scope {
             outer_vars: None,
-            outer_id,
-            lazy: true,
-            exited: false,
+            outer_id: 0,
+            mode: Mode::Nothing,
             _not_send: PhantomData,
         }
     }
 
+    #[inline(never)]
     fn enter_with_id(vars: Option<Snapshot>, id: u64) -> Scope {
         CURRENT.with(|current| {
             let outer_vars = current.vars.replace(vars);
@@ -201,40 +237,50 @@ impl Scope {
             Scope {
                 outer_vars,
                 outer_id,
-                lazy: false,
-                exited: false,
+                mode: Mode::Full,
                 _not_send: PhantomData,
             }
         })
     }
 
     /// Leaves the context and returns its variables as they are now (for the owner to keep).
-    pub fn exit(mut self) -> Option<Snapshot> {
-        self.exited = true;
-        self.restore()
+    #[inline]
+    pub fn exit(self) -> Option<Snapshot> {
+        let mut this = std::mem::ManuallyDrop::new(self);
+        this.restore()
     }
 
+    #[inline]
     fn restore(&mut self) -> Option<Snapshot> {
-        if self.lazy && !in_use() {
+        match self.mode {
             // Nothing was ever set: the thread's variables are still empty.
-            CURRENT.with(|current| current.id.set(self.outer_id));
-            return None;
+            Mode::Nothing if !in_use() => None,
+            Mode::Identity if !in_use() => {
+                CURRENT.with(|current| current.id.set(self.outer_id));
+                None
+            }
+            _ => self.restore_vars(),
         }
-        // A full scope, or a lazy one inside which the first variable was set (the thread held
-        // no variables before, so what it holds now is what the scope set).
+    }
+
+    /// A full scope, or a lazy one inside which the first variable was set (the thread held
+    /// no variables before, so what it holds now is what the scope set).
+    #[inline(never)]
+    fn restore_vars(&mut self) -> Option<Snapshot> {
         let outer = self.outer_vars.take();
         CURRENT.with(|current| {
-            current.id.set(self.outer_id);
+            if self.mode != Mode::Nothing {
+                current.id.set(self.outer_id);
+            }
             current.vars.replace(outer)
         })
     }
 }
 
 impl Drop for Scope {
+    #[inline]
     fn drop(&mut self) {
-        if !self.exited {
-            drop(self.restore());
-        }
+        drop(self.restore());
     }
 }
 

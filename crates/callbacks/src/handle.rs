@@ -96,6 +96,7 @@ pub struct Handle {
 impl Handle {
     /// Wraps `callback` in a handle, remembering the caller's source location for reports.
     #[track_caller]
+    #[inline]
     pub fn new(callback: impl FnOnce() + 'static) -> Handle {
         Handle::with_location(callback, Location::caller())
     }
@@ -109,6 +110,7 @@ impl Handle {
     /// let h = evloop_callbacks::Handle::with_location(|| (), here);
     /// assert_eq!(h.location(), here);
     /// ```
+    #[inline]
     pub fn with_location(
         callback: impl FnOnce() + 'static,
         location: &'static Location<'static>,
@@ -127,9 +129,9 @@ impl Handle {
     /// let mut ctx = Context::new();
     /// ctx.run(|| V.set(1));
     /// let h = Handle::with_context(|| assert_eq!(V.get(), Some(1)), Location::caller(), ctx.snapshot());
-    /// let _scope = h.enter_context();
-    /// assert!(h.run());
+    /// assert!(h.within_context(|| h.run()));
     /// ```
+    #[inline]
     pub fn with_context(
         callback: impl FnOnce() + 'static,
         location: &'static Location<'static>,
@@ -145,18 +147,25 @@ impl Handle {
         }
     }
 
-    /// Enters (a copy of) the context the callback was scheduled in, until the scope ends; the
-    /// loop runs the callback, and reports its failure, inside it. While no context variable
-    /// was ever set in the process this costs next to nothing (see [`Scope`]).
+    /// Calls `f` inside (a copy of) the context the callback was scheduled in: the loop runs the
+    /// callback, and reports its failure, this way. While no context variable was ever set in
+    /// the process this costs two loads; should the first `set` happen inside `f`, what it set
+    /// is dropped afterwards, as a callback's own copy would be.
     ///
     /// ```
     /// let h = evloop_callbacks::Handle::new(|| ());
-    /// let scope = h.enter_context();
-    /// h.run();
-    /// drop(scope);
+    /// assert!(h.within_context(|| h.run()));
     /// ```
-    pub fn enter_context(&self) -> Scope {
-        Scope::enter(self.slot.context().cloned())
+    #[inline]
+    pub fn within_context<R>(&self, f: impl FnOnce() -> R) -> R {
+        if crate::context::in_use() {
+            let _scope = Scope::enter(self.slot.context().cloned());
+            f()
+        } else {
+            let result = f();
+            crate::context::forget_first_use();
+            result
+        }
     }
 
     /// The context the callback will run in (a copy of it), as asyncio's `Handle.get_context()`.

@@ -68,7 +68,7 @@ impl GatherChildren {
     }
 
     fn suspend<R>(self: &Rc<Self>) -> Poll<R> {
-        register_waiter(|| Waiter::Other(self.clone()));
+        register_waiter(self.id(), || Waiter::Other(self.clone()));
         Poll::Pending
     }
 }

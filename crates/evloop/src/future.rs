@@ -204,7 +204,7 @@ impl<T: Clone + 'static> Future for LoopFuture<T> {
                     inner.waiters.push(cx.waker().clone());
                 }
                 drop(inner);
-                register_waiter(|| Waiter::Other(self.inner.clone()));
+                register_waiter(self.waiter_id(), || Waiter::Other(self.inner.clone()));
                 Poll::Pending
             }
         }

@@ -5,7 +5,8 @@
 //! `call_later`, `call_soon_threadsafe`, `stop`, `close`, the exception handler) from
 //! `evloop-reactor`, and on top of it asyncio's coroutine layer: [`Task`]s, [`LoopFuture`]s,
 //! [`sleep`], [`timeout`], [`gather`](fn@gather), [`wait`], [`shield`], [`TaskGroup`], cancellation you can
-//! catch ([`catch_cancel`]), and [`run`] with asyncio's shutdown sequence. Blocking and
+//! catch ([`catch_cancel`]), [`run`] with asyncio's shutdown sequence, and asyncio's
+//! synchronization primitives and queues ([`sync`], [`queue`]). Blocking and
 //! CPU-bound work goes to executors wired to the loop ([`ExecutorExt::run_in_executor`],
 //! [`to_thread`], [`ExecutorExt::run_in_process_pool`]) on the standalone thread and process
 //! pools, re-exported here as [`ThreadPoolExecutor`] and [`ProcessPool`]. Networking comes at
@@ -36,10 +37,12 @@ mod error;
 mod executor;
 mod future;
 mod network;
+pub mod queue;
 mod resolve;
 mod runner;
 mod sigint;
 pub mod streams;
+pub mod sync;
 mod task;
 mod task_group;
 mod time;
@@ -62,8 +65,12 @@ pub use evloop_thread_pool::{JobError, ThreadPoolExecutor};
 pub use executor::{ExecutorExt, ExecutorFuture, to_thread};
 pub use future::LoopFuture;
 pub use network::{ConnectOptions, NetExt, ServeOptions};
+pub use queue::{LifoQueue, PriorityQueue, Queue, QueueEmpty, QueueFull, QueueShutDown};
 pub use resolve::{AddrInfo, AddrInfoHints, ResolveError};
 pub use runner::{LoopExt, Runner, run};
+pub use sync::{
+    Barrier, BoundedSemaphore, BrokenBarrierError, Condition, Event, Lock, Semaphore, ValueError,
+};
 pub use task::{
     AnyTask, CatchCancel, Raise, Task, all_tasks, catch_cancel, create_task,
     create_task_with_context, current_task,

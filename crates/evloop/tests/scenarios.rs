@@ -251,6 +251,40 @@ fn streams_echo() {
     );
 }
 
+#[test]
+fn queue_join() {
+    // CPython's lines for examples/tour/python/queue_join.py (the asyncio docs' Queue example).
+    assert_eq!(
+        run_scenario("queue-join"),
+        [
+            "worker-2 has slept for 0.08 seconds",
+            "worker-1 has slept for 0.31 seconds",
+            "worker-2 has slept for 0.50 seconds",
+            "worker-0 has slept for 0.96 seconds",
+            "worker-1 has slept for 0.77 seconds",
+            "worker-2 has slept for 0.67 seconds",
+            "worker-2 has slept for 0.27 seconds",
+            "worker-0 has slept for 0.77 seconds",
+            "worker-1 has slept for 0.77 seconds",
+            "worker-1 has slept for 0.15 seconds",
+            "worker-2 has slept for 0.68 seconds",
+            "worker-1 has slept for 0.46 seconds",
+            "worker-0 has slept for 0.96 seconds",
+            "worker-0 has slept for 0.12 seconds",
+            "worker-2 has slept for 0.76 seconds",
+            "worker-0 has slept for 0.39 seconds",
+            "worker-1 has slept for 0.94 seconds",
+            "worker-2 has slept for 0.61 seconds",
+            "worker-0 has slept for 0.57 seconds",
+            "worker-1 has slept for 0.63 seconds",
+            "====",
+            "3 workers slept in parallel for 4 seconds",
+            "total expected sleep time: 11.37 seconds",
+            "Event loop is closed",
+        ]
+    );
+}
+
 /// Each tour scenario and the Python program it reproduces (examples/tour/python/).
 const ORIGINALS: &[(&str, &str)] = &[
     ("normal-exit", "normal_exit.py"),
@@ -264,6 +298,7 @@ const ORIGINALS: &[(&str, &str)] = &[
     ("thread-blocks-exit", "thread_blocks_exit.py"),
     ("executors", "executors.py"),
     ("executor-futures", "executor_futures.py"),
+    ("queue-join", "queue_join.py"),
 ];
 
 /// Lines that must not appear in the tour more often than in the original.

@@ -271,6 +271,7 @@ impl EventLoop {
     /// Appends to the ready queue, after whatever other threads sent before (asyncio appends
     /// both kinds of `call_soon` to one deque, so a thread-safe call that happened before this
     /// one runs first).
+    #[inline]
     fn push_ready(&self, handle: Handle) -> Result<Handle, LoopError> {
         if self.inner.shared.queue.has_items() {
             self.take_remote();
@@ -781,24 +782,28 @@ impl EventLoop {
         inner.remote_batch.replace(batch);
     }
 
+    #[inline]
     fn run_handle(&self, handle: Handle) {
-        let started = self.inner.debug.get().then(Instant::now);
+        if self.inner.debug.get() {
+            return self.run_handle_timed(handle);
+        }
         // The callback, and the report of its failure, run in its own context (asyncio 3.12+
         // runs the exception handler in the failing handle's context).
-        let _context = handle.enter_context();
-        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| handle.run())) {
-            let message = format!(
-                "Exception in callback {} at {}",
-                handle.callback_name(),
-                handle.location()
-            );
-            self.call_exception_handler(
-                ExceptionContext::new(message)
-                    .with_exception(Panic::from_payload(payload))
-                    .with_handle(handle.clone()),
-            );
-        }
-        if let Some(started) = started {
+        handle.within_context(|| {
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| handle.run())) {
+                self.report_callback_panic(&handle, payload);
+            }
+        });
+    }
+
+    /// Debug mode's `run_handle`: the same, timed, and a slow callback reported.
+    #[inline(never)]
+    fn run_handle_timed(&self, handle: Handle) {
+        handle.within_context(|| {
+            let started = Instant::now();
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| handle.run())) {
+                self.report_callback_panic(&handle, payload);
+            }
             let took = started.elapsed();
             if took >= self.inner.slow_callback.get() {
                 self.call_exception_handler(
@@ -806,10 +811,25 @@ impl EventLoop {
                         "Executing {handle:?} took {:.3} seconds",
                         took.as_secs_f64()
                     ))
-                    .with_handle(handle),
+                    .with_handle(handle.clone()),
                 );
             }
-        }
+        });
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn report_callback_panic(&self, handle: &Handle, payload: Box<dyn std::any::Any + Send>) {
+        let message = format!(
+            "Exception in callback {} at {}",
+            handle.callback_name(),
+            handle.location()
+        );
+        self.call_exception_handler(
+            ExceptionContext::new(message)
+                .with_exception(Panic::from_payload(payload))
+                .with_handle(handle.clone()),
+        );
     }
 
     fn run_task(&self, task: TaskRef) {

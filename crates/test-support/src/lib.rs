@@ -95,3 +95,74 @@ impl Drop for DropFlag {
         self.0.set(true);
     }
 }
+
+/// [`vrun`] with a deadline of `limit` (virtual time, so free) on `main`: a main still waiting by
+/// then panics ("main finished within ...: no deadlock"), so a deadlock fails the test at once
+/// instead of hanging it.
+///
+/// After such a failure the loop is not closed: tasks that refused their cancellation and block
+/// again (a broken primitive under test) would make closing wait forever.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let hung = evloop_test_support::vrun_within(Duration::from_secs(60), async {
+///     std::future::pending::<()>().await
+/// });
+/// assert!(hung.is_err());
+/// ```
+pub fn vrun_within<F: Future + 'static>(
+    limit: std::time::Duration,
+    main: F,
+) -> Result<F::Output, RunError>
+where
+    F::Output: 'static,
+{
+    let mut runner = Runner::with_builder(EventLoop::builder().virtual_clock(true));
+    let outcome = runner.run(async move {
+        evloop::timeout(limit, main)
+            .await
+            .unwrap_or_else(|_| panic!("main finished within {limit:?}: no deadlock"))
+    });
+    if outcome.is_err() {
+        std::mem::forget(runner);
+        return outcome;
+    }
+    let closed = runner.close();
+    closed.and(outcome)
+}
+
+/// A small deterministic generator (xorshift64*), so that "random" races replay exactly.
+///
+/// ```
+/// let mut rng = evloop_test_support::Rng::new(7);
+/// let draws: Vec<u64> = (0..3).map(|_| rng.below(10)).collect();
+/// assert_eq!(draws, evloop_test_support::Rng::new(7).take(3, 10));
+/// assert!(draws.iter().all(|&d| d < 10));
+/// ```
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator seeded with `seed` (0 counts as 1).
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.max(1))
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// A value in `0..n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+
+    /// The next `count` values in `0..n`.
+    pub fn take(&mut self, count: usize, n: u64) -> Vec<u64> {
+        (0..count).map(|_| self.below(n)).collect()
+    }
+}

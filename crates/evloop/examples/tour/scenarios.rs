@@ -23,6 +23,9 @@ pub(crate) struct Timing {
     pub(crate) join_limit: Duration,
     /// The echo server's port in `streams-echo`: the docs' 8888; tests take any free one.
     pub(crate) echo_port: u16,
+    /// Run the queue scenario on a virtual clock (its sleeps take no time, its figures are
+    /// exact); the tour itself sleeps for real, as CPython does.
+    pub(crate) virtual_clock: bool,
 }
 
 impl Timing {
@@ -34,6 +37,7 @@ impl Timing {
             thread: Duration::from_secs(2),
             join_limit: Duration::from_millis(500),
             echo_port: 8888,
+            virtual_clock: false,
         }
     }
 
@@ -47,6 +51,7 @@ impl Timing {
             thread: Duration::from_millis(500),
             join_limit: Duration::from_millis(50),
             echo_port: 0,
+            virtual_clock: true,
         }
     }
 }
@@ -69,6 +74,7 @@ pub(crate) const ALL: &[(&str, Scenario)] = &[
     ("executor-futures", executor_futures),
     ("subprocess-outlives", subprocess_outlives),
     ("streams-echo", streams_echo),
+    ("queue-join", queue_join),
 ];
 
 /// Prints how `run()` ended, the way a Python traceback would end the program.
@@ -488,4 +494,50 @@ pub(crate) fn streams_echo(timing: &Timing) {
         Ok(Err(error)) => println!("Error: {error}"),
         Err(error) => println!("Error: {error}"),
     }
+}
+
+/// The asyncio docs' `Queue` example: three workers take sleep times from a queue and main
+/// waits with `join()`, then cancels them. Fixed sleep times (see the Python version,
+/// python/queue_join.py), so that both print the same lines.
+pub(crate) fn queue_join(timing: &Timing) {
+    const SLEEPS: [f64; 20] = [
+        0.96, 0.31, 0.08, 0.5, 0.77, 0.67, 0.77, 0.77, 0.27, 0.68, 0.96, 0.15, 0.46, 0.76, 0.94,
+        0.12, 0.39, 0.61, 0.57, 0.63,
+    ];
+
+    async fn worker(name: String, queue: evloop::Queue<f64>) {
+        // Get a "work item" out of the queue, until the worker is cancelled.
+        while let Ok(sleep_for) = queue.get().await {
+            evloop::sleep(Duration::from_secs_f64(sleep_for)).await;
+            // Notify the queue that the "work item" has been processed.
+            queue.task_done().expect("one task_done per get");
+            println!("{name} has slept for {sleep_for:.2} seconds");
+        }
+    }
+
+    let mut runner =
+        evloop::Runner::with_builder(EventLoop::builder().virtual_clock(timing.virtual_clock));
+    report(runner.run(async {
+        let queue = evloop::Queue::new(0);
+        let mut total_sleep_time = 0.0;
+        for sleep_for in SLEEPS {
+            total_sleep_time += sleep_for;
+            queue.put_nowait(sleep_for).map_err(|e| e.to_string())?;
+        }
+        let tasks: Vec<_> = (0..3)
+            .map(|i| evloop::create_task(worker(format!("worker-{i}"), queue.clone())))
+            .collect();
+        let lp = evloop::get_running_loop().map_err(|e| e.to_string())?;
+        let started_at = lp.time();
+        queue.join().await;
+        let total_slept_for = (lp.time() - started_at).as_secs_f64();
+        for task in &tasks {
+            task.cancel();
+        }
+        evloop::gather_settled(tasks).await;
+        println!("====");
+        println!("3 workers slept in parallel for {total_slept_for:.0} seconds");
+        println!("total expected sleep time: {total_sleep_time:.2} seconds");
+        Ok(())
+    }));
 }

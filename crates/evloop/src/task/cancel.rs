@@ -24,7 +24,7 @@
 //!   how a cancellation surfaces at an await point, and how [`Cancelled::raise`] re-raises a
 //!   caught one (asyncio's bare `raise` in an `except CancelledError:`).
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
@@ -74,7 +74,7 @@ impl Waiter {
 /// The waiter a task registered during its current step.
 #[derive(Default)]
 pub(crate) struct WaiterRecord {
-    waiter: RefCell<Option<Waiter>>,
+    waiter: Cell<Option<Waiter>>,
     /// More than one evloop awaitable was pending in this step: no single waiter to cancel.
     ambiguous: Cell<bool>,
     /// The awaitable a request was delegated to registered again in this step (it is still
@@ -84,26 +84,39 @@ pub(crate) struct WaiterRecord {
 
 impl WaiterRecord {
     /// Forgets the previous step's waiter (its drop runs with no borrow held).
+    #[inline]
     pub(crate) fn reset(&self) {
-        let old = self.waiter.borrow_mut().take();
+        drop(self.waiter.take());
         self.ambiguous.set(false);
         self.delegate_seen.set(false);
-        drop(old);
     }
 
-    pub(crate) fn register(&self, waiter: Waiter, delegated_to: Option<usize>) {
-        if delegated_to == Some(waiter.id()) {
+    /// Whether awaitable `id` is the one recorded (without building it).
+    fn holds(&self, id: usize) -> bool {
+        let waiter = self.waiter.take();
+        let holds = waiter.as_ref().is_some_and(|w| w.id() == id);
+        self.waiter.set(waiter);
+        holds
+    }
+
+    pub(crate) fn register(
+        &self,
+        id: usize,
+        make: &mut dyn FnMut() -> Option<Waiter>,
+        delegated_to: Option<usize>,
+    ) {
+        if delegated_to == Some(id) {
             self.delegate_seen.set(true);
         }
-        let mut slot = self.waiter.borrow_mut();
-        match &*slot {
-            None => *slot = Some(waiter),
-            Some(existing) if existing.id() == waiter.id() => {}
-            Some(_) => {
-                self.ambiguous.set(true);
-                drop(slot);
-                drop(waiter);
-            }
+        if self.ambiguous.get() || self.holds(id) {
+            return;
+        }
+        let existing = self.waiter.take();
+        if existing.is_some() {
+            self.waiter.set(existing);
+            self.ambiguous.set(true);
+        } else {
+            self.waiter.set(make());
         }
     }
 
@@ -112,7 +125,10 @@ impl WaiterRecord {
         if self.ambiguous.get() {
             return None;
         }
-        self.waiter.borrow().clone()
+        let waiter = self.waiter.take();
+        let single = waiter.clone();
+        self.waiter.set(waiter);
+        single
     }
 
     /// Takes the waiter away (its awaitable is being dropped).
@@ -120,12 +136,26 @@ impl WaiterRecord {
         if self.ambiguous.get() {
             return None;
         }
-        self.waiter.borrow_mut().take()
+        self.waiter.take()
     }
 
     pub(crate) fn delegate_seen(&self) -> bool {
         self.delegate_seen.get()
     }
+}
+
+thread_local! {
+    /// How many delegations are pending among this thread's tasks: while none is, an awaitable
+    /// that finished need not ask its task whether a request was handed to it (the common case
+    /// costs one thread-local read). A count left high by a task freed mid-delegation only
+    /// costs that check, never a missed cancellation.
+    static PENDING_DELEGATIONS: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Whether any task on this thread has handed a request to a waiter and not heard back.
+#[inline]
+pub(crate) fn delegations_pending() -> bool {
+    PENDING_DELEGATIONS.with(Cell::get) != 0
 }
 
 /// The cancellation state a task keeps in its cold part: plain requests, frames and the pending
@@ -138,10 +168,32 @@ pub(crate) struct Requests {
     /// Active `catch_cancel` frames, innermost last.
     pub(crate) frames: Vec<FrameSlot>,
     /// The request handed to a waiter: (the waiter's id, the request).
-    pub(crate) delegation: Option<(usize, Cancelled)>,
+    delegation: Option<(usize, Cancelled)>,
 }
 
 impl Requests {
+    /// Records that `cancelled` was handed to waiter `id` (the first such request is kept).
+    pub(crate) fn delegate(&mut self, id: usize, cancelled: Cancelled) {
+        if self.delegation.is_none() {
+            self.delegation = Some((id, cancelled));
+            PENDING_DELEGATIONS.with(|n| n.set(n.get() + 1));
+        }
+    }
+
+    /// The waiter the pending delegation went to, if any.
+    pub(crate) fn delegated_to(&self) -> Option<usize> {
+        self.delegation.as_ref().map(|(id, _)| *id)
+    }
+
+    /// Takes the pending delegation out (it was resolved, abandoned or the task ended).
+    pub(crate) fn take_delegation(&mut self) -> Option<(usize, Cancelled)> {
+        let taken = self.delegation.take();
+        if taken.is_some() {
+            PENDING_DELEGATIONS.with(|n| n.set(n.get() - 1));
+        }
+        taken
+    }
+
     /// Puts `cancelled` where a plain request goes: the innermost frame, or task level. A
     /// request already waiting there is kept (asyncio keeps the first message too).
     pub(crate) fn deliver(&mut self, cancelled: Cancelled) {
@@ -187,18 +239,23 @@ impl Requests {
 /// cancel request and it ended cancelled, in which case the cancellation has been raised in the
 /// task and the awaitable must return `Pending` (the task is cancelled at this await point, or
 /// the enclosing `catch_cancel` takes it). If it ended otherwise, a request handed to it is void.
+#[inline]
 pub(crate) fn resolve_delegation(waiter_id: usize, ended_cancelled: bool) -> bool {
-    current::with_current(|task| {
-        task.is_some_and(|t| t.resolve_delegation(waiter_id, ended_cancelled))
-    })
+    delegations_pending()
+        && current::with_current(|task| {
+            task.is_some_and(|t| t.resolve_delegation(waiter_id, ended_cancelled))
+        })
 }
 
-/// Called by an evloop awaitable that returns `Pending`: records it as what the current task is
-/// suspended on. `make` runs only inside a task.
-pub(crate) fn register_waiter(make: impl FnOnce() -> Waiter) {
+/// Called by an evloop awaitable that returns `Pending`: records it (identity `id`) as what the
+/// current task is suspended on. `make` runs only inside a task, and only if the task has not
+/// recorded this awaitable yet in this step.
+#[inline]
+pub(crate) fn register_waiter(id: usize, make: impl FnOnce() -> Waiter) {
     current::with_current(|task| {
         if let Some(task) = task {
-            task.register_waiter(make());
+            let mut make = Some(make);
+            task.register_waiter(id, &mut || make.take().map(|make| make()));
         }
     });
 }

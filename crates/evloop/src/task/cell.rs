@@ -31,16 +31,19 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
-use evloop_reactor::{
-    EventLoop, ExceptionContext, Panic, RemoteHandle, Scope, Snapshot, TaskRef, TaskRefVTable,
-};
+use evloop_reactor::{EventLoop, ExceptionContext, Panic, Scope, Snapshot, TaskRef, TaskRefVTable};
 
 use crate::error::{Cancelled, TaskError};
 use crate::task::cancel::{FrameSlot, Requests, Waiter, WaiterRecord};
 use crate::task::current::CurrentGuard;
+use crate::task::schedule::{LoopSchedule, Schedule};
 
 /// Queued for a poll: further wake-ups are no-ops until the poll starts.
 const SCHEDULED: u8 = 1;
+/// Step flag: the future is being polled (a cancel now is a request made during the step).
+const POLLING: u8 = 1;
+/// Step flag: a cancel was requested during the current step.
+const CANCELLED_IN_STEP: u8 = 2;
 /// Finished: wake-ups are no-ops.
 const DONE: u8 = 2;
 
@@ -88,8 +91,9 @@ pub(crate) trait TaskObject {
     /// The task's panic, if it panicked and nobody retrieved or reported it yet; taking it
     /// counts as reporting it.
     fn take_unreported_panic(&self) -> Option<Panic>;
-    /// Records what the current step is suspended on.
-    fn register_waiter(&self, waiter: Waiter);
+    /// Records what the current step is suspended on: awaitable `id`, built by `make` if it is
+    /// not recorded yet.
+    fn register_waiter(&self, id: usize, make: &mut dyn FnMut() -> Option<Waiter>);
     /// Takes the current step's waiter away (its awaitable is being dropped).
     fn take_waiter(&self) -> Option<Waiter>;
     /// See `cancel::resolve_delegation`.
@@ -109,23 +113,21 @@ pub(crate) trait JoinTarget<T>: TaskObject {
 }
 
 /// The part of the cell that other threads may read.
-struct Header {
+struct Header<S> {
     state: AtomicU8,
-    loop_id: u64,
-    remote: RemoteHandle,
+    scheduler: S,
 }
 
-pub(crate) struct TaskCell<F: Future> {
-    header: Header,
+pub(crate) struct TaskCell<F: Future, S = LoopSchedule> {
+    header: Header<S>,
     id: u64,
     created_at: &'static Location<'static>,
     /// Loop-thread only (see the module doc).
     future: UnsafeCell<Option<F>>,
     status: Cell<Status>,
     /// The step is running (a cancel now is a request made during the step).
-    polling: Cell<bool>,
-    /// A cancel was requested during the current step.
-    cancelled_in_step: Cell<bool>,
+    /// `POLLING` / `CANCELLED_IN_STEP` (one byte: set and cleared on every step).
+    step_flags: Cell<u8>,
     output: RefCell<Option<Result<F::Output, TaskError>>>,
     join_waker: RefCell<Option<Waker>>,
     handle_alive: Cell<bool>,
@@ -155,34 +157,50 @@ struct Cold {
 // the Arc's reference counts; every other field, including the future and the output, is only
 // read, written and dropped on the loop thread; the module doc explains why nothing !Send is left
 // in the cell when the last reference may be released elsewhere.
-unsafe impl<F: Future> Send for TaskCell<F> {}
+unsafe impl<F: Future, S: Send> Send for TaskCell<F, S> {}
 // SAFETY: as for Send: shared access from other threads is limited to `header`.
-unsafe impl<F: Future> Sync for TaskCell<F> {}
+unsafe impl<F: Future, S: Sync> Sync for TaskCell<F, S> {}
 
 impl<F> TaskCell<F>
 where
     F: Future + 'static,
     F::Output: 'static,
 {
-    pub(crate) fn new(
+    /// A task of `lp`'s.
+    pub(crate) fn on_loop(
         future: F,
         id: u64,
         lp: &EventLoop,
         created_at: &'static Location<'static>,
         context: Option<Snapshot>,
     ) -> Arc<Self> {
+        TaskCell::new(future, id, LoopSchedule::new(lp), created_at, context)
+    }
+}
+
+impl<F, S> TaskCell<F, S>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+    S: Schedule,
+{
+    pub(crate) fn new(
+        future: F,
+        id: u64,
+        scheduler: S,
+        created_at: &'static Location<'static>,
+        context: Option<Snapshot>,
+    ) -> Arc<Self> {
         Arc::new(TaskCell {
             header: Header {
                 state: AtomicU8::new(0),
-                loop_id: lp.id(),
-                remote: lp.remote(),
+                scheduler,
             },
             id,
             created_at,
             future: UnsafeCell::new(Some(future)),
             status: Cell::new(Status::Pending),
-            polling: Cell::new(false),
-            cancelled_in_step: Cell::new(false),
+            step_flags: Cell::new(0),
             output: RefCell::new(None),
             join_waker: RefCell::new(None),
             handle_alive: Cell::new(true),
@@ -191,6 +209,10 @@ where
             waiter: WaiterRecord::default(),
             cold: RefCell::new(None),
         })
+    }
+
+    fn polling(&self) -> bool {
+        self.step_flags.get() & POLLING != 0
     }
 
     /// The cold part, created on first use. The borrow must end before any user code runs.
@@ -212,12 +234,11 @@ where
     }
 
     fn delegated_to(&self) -> Option<usize> {
+        if !crate::task::cancel::delegations_pending() {
+            return None;
+        }
         let cold = self.cold.borrow();
-        cold.as_ref()?
-            .requests
-            .delegation
-            .as_ref()
-            .map(|(id, _)| *id)
+        cold.as_ref()?.requests.delegated_to()
     }
 
     const TASK_VTABLE: TaskRefVTable = TaskRefVTable {
@@ -247,18 +268,10 @@ where
         // Arc<Self>, which `into_raw` just gave up; drop_raw only releases a count and
         // describe_raw only reads loop-thread state on the loop thread (the reactor describes a
         // task it is about to run), so both are sound wherever the reference travels; run_raw is
-        // only ever called by the loop that the task belongs to, on its thread, because the
-        // reference is only queued on that loop (the fast path checks the loop id, the slow path
-        // is the loop's own remote queue).
+        // only ever called on the thread of the loop the task belongs to, because the reference
+        // is only handed to the task's scheduler, whose contract that is (see `Schedule`).
         let task = unsafe { TaskRef::from_raw(raw, &Self::TASK_VTABLE) };
-        // Loop thread, loop running: straight into the ready queue, with no lock and no
-        // reference-counted loop handle.
-        if let Err(task) = EventLoop::schedule_task_if_running(header.loop_id, task) {
-            // Another thread, or the loop is not running: through the thread-safe queue, which
-            // wakes the loop only if it is blocked. A closed loop hands the reference back and
-            // it is released here, which never drops the future (see the module doc).
-            let _ = header.remote.schedule_task(task);
-        }
+        header.scheduler.schedule(task);
     }
 
     /// Borrows the `Arc` a waker or task reference points at, without touching its count.
@@ -359,8 +372,7 @@ where
         });
         let mut cx = Context::from_waker(&waker);
         let context = Scope::enter_task(self.context.take(), self.id);
-        self.polling.set(true);
-        self.cancelled_in_step.set(false);
+        self.step_flags.set(POLLING);
         let polled = {
             let _current = CurrentGuard::enter(&**self as &dyn TaskObject);
             // SAFETY: only `step` (never re-entered: a task is not polled from its own poll) and
@@ -376,7 +388,7 @@ where
                 None => Ok(Poll::Pending),
             }
         };
-        self.polling.set(false);
+        self.step_flags.set(self.step_flags.get() & !POLLING);
         self.context.set(context.exit());
         polled
     }
@@ -389,11 +401,11 @@ where
                 None => return,
                 Some(cold) => {
                     let abandoned =
-                        cold.requests.delegation.is_some() && !self.waiter.delegate_seen();
+                        cold.requests.delegated_to().is_some() && !self.waiter.delegate_seen();
                     if abandoned {
                         // The awaitable that took our request was dropped or is no longer
                         // polled: the request becomes a plain one, never lost.
-                        let (_, cancelled) = cold.requests.delegation.take().expect("checked");
+                        let (_, cancelled) = cold.requests.take_delegation().expect("checked");
                         cold.requests.deliver(cancelled);
                     }
                     abandoned
@@ -402,15 +414,12 @@ where
         };
         // A request made during the step goes to what the step is now waiting on, as asyncio's
         // __step cancels a future yielded while _must_cancel is set.
-        if self.cancelled_in_step.get() && !delegate_abandoned {
+        if self.step_flags.get() & CANCELLED_IN_STEP != 0 && !delegate_abandoned {
             if let Some(waiter) = self.waiter.single() {
                 let request = self.cold().requests.take_undelivered();
                 if let Some(cancelled) = request {
                     if waiter.cancel(&cancelled) {
-                        let mut cold = self.cold();
-                        if cold.requests.delegation.is_none() {
-                            cold.requests.delegation = Some((waiter.id(), cancelled));
-                        }
+                        self.cold().requests.delegate(waiter.id(), cancelled);
                     } else {
                         self.cold().requests.deliver(cancelled);
                     }
@@ -477,7 +486,7 @@ where
         // may touch this task again.
         let (frames, callbacks) = match self.cold.borrow_mut().as_mut() {
             Some(cold) => {
-                cold.requests.delegation = None;
+                drop(cold.requests.take_delegation());
                 (
                     std::mem::take(&mut cold.requests.frames),
                     std::mem::take(&mut cold.done_callbacks),
@@ -535,10 +544,11 @@ pub(crate) fn report(context: ExceptionContext) {
     });
 }
 
-impl<F> TaskObject for TaskCell<F>
+impl<F, S> TaskObject for TaskCell<F, S>
 where
     F: Future + 'static,
     F::Output: 'static,
+    S: Schedule,
 {
     fn id(&self) -> u64 {
         self.id
@@ -580,7 +590,7 @@ where
     }
 
     fn loop_id(&self) -> u64 {
-        self.header.loop_id
+        self.header.scheduler.loop_id()
     }
 
     fn cancel(&self, cancelled: Cancelled) -> bool {
@@ -589,18 +599,16 @@ where
         }
         self.cancels_requested
             .set(self.cancels_requested.get().saturating_add(1));
-        if self.polling.get() {
+        if self.polling() {
             // Requested during our own step (a task cancelling itself, say): the step decides
             // when it ends (see `after_pending_poll`).
-            self.cancelled_in_step.set(true);
+            self.step_flags
+                .set(self.step_flags.get() | CANCELLED_IN_STEP);
         } else if let Some(waiter) = self.waiter.single() {
             // Suspended on an evloop awaitable: cancel that; the cancellation comes back through
             // it (asyncio: `self._fut_waiter.cancel(msg)`).
             if waiter.cancel(&cancelled) {
-                let mut cold = self.cold();
-                if cold.requests.delegation.is_none() {
-                    cold.requests.delegation = Some((waiter.id(), cancelled));
-                }
+                self.cold().requests.delegate(waiter.id(), cancelled);
                 return true;
             }
         }
@@ -671,16 +679,19 @@ where
             requests.deliver(request);
             drop(cold);
             drop(removed);
-            if !self.polling.get() {
+            if !self.polling() {
                 self.request_wake();
             }
         }
     }
 
-    fn register_waiter(&self, waiter: Waiter) {
-        if self.polling.get() {
+    fn register_waiter(&self, id: usize, make: &mut dyn FnMut() -> Option<Waiter>) {
+        if id == (self as *const Self).cast::<()>() as usize {
+            panic!("Task cannot await on itself: {}", self.describe());
+        }
+        if self.polling() {
             let delegated = self.delegated_to();
-            self.waiter.register(waiter, delegated);
+            self.waiter.register(id, make, delegated);
         }
     }
 
@@ -694,11 +705,10 @@ where
             let Some(cold) = cold.as_mut() else {
                 return false;
             };
-            match &cold.requests.delegation {
-                Some((id, _)) if *id == waiter_id => {}
-                _ => return false,
+            if cold.requests.delegated_to() != Some(waiter_id) {
+                return false;
             }
-            let (_, cancelled) = cold.requests.delegation.take().expect("checked");
+            let (_, cancelled) = cold.requests.take_delegation().expect("checked");
             cancelled
         };
         if ended_cancelled {
@@ -718,10 +728,11 @@ where
     }
 }
 
-impl<F> JoinTarget<F::Output> for TaskCell<F>
+impl<F, S> JoinTarget<F::Output> for TaskCell<F, S>
 where
     F: Future + 'static,
     F::Output: 'static,
+    S: Schedule,
 {
     fn poll_join(&self, cx: &mut Context<'_>) -> Poll<Result<F::Output, TaskError>> {
         if let Some(output) = self.take_output() {
@@ -759,5 +770,202 @@ where
 
     fn as_task_object(self: Arc<Self>) -> Arc<dyn TaskObject> {
         self
+    }
+}
+
+/// The cell's state machine apart from any loop: a scheduler that only collects the queued steps,
+/// which the tests then run by hand.
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::future::poll_fn;
+    use std::sync::Mutex;
+    use std::sync::atomic::AtomicUsize;
+    use std::thread::{self, ThreadId};
+
+    use super::*;
+    use crate::task::current;
+
+    /// Collects queued steps; `run_all` runs them in order, as a loop would.
+    #[derive(Clone, Default)]
+    struct Steps(Arc<Mutex<Vec<TaskRef>>>);
+
+    impl Schedule for Steps {
+        fn schedule(&self, task: TaskRef) {
+            self.0.lock().unwrap().push(task);
+        }
+        fn loop_id(&self) -> u64 {
+            0
+        }
+    }
+
+    impl Steps {
+        fn queued(&self) -> usize {
+            self.0.lock().unwrap().len()
+        }
+
+        fn run_all(&self) {
+            loop {
+                let next = self.0.lock().unwrap().pop();
+                match next {
+                    Some(task) => task.run(),
+                    None => break,
+                }
+            }
+        }
+    }
+
+    #[track_caller]
+    fn spawn<F>(future: F) -> (Arc<TaskCell<F, Steps>>, Steps)
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        let steps = Steps::default();
+        let cell = TaskCell::new(future, 1, steps.clone(), Location::caller(), None);
+        cell.schedule_first();
+        (cell, steps)
+    }
+
+    #[test]
+    fn a_wake_after_the_task_is_done_queues_nothing() {
+        let kept: Rc<RefCell<Option<Waker>>> = Rc::default();
+        let slot = kept.clone();
+        let (cell, steps) = spawn(poll_fn(move |cx| {
+            *slot.borrow_mut() = Some(cx.waker().clone());
+            Poll::Ready(5)
+        }));
+        steps.run_all();
+        assert_eq!(cell.take_output(), Some(Ok(5)));
+        let waker = kept.borrow_mut().take().unwrap();
+        waker.wake_by_ref();
+        waker.wake();
+        assert_eq!(steps.queued(), 0);
+    }
+
+    #[test]
+    fn a_wake_from_another_thread_during_the_poll_is_not_lost() {
+        let polls = Rc::new(Cell::new(0));
+        let count = polls.clone();
+        let (cell, steps) = spawn(poll_fn(move |cx| {
+            count.set(count.get() + 1);
+            if count.get() == 2 {
+                return Poll::Ready(());
+            }
+            let waker = cx.waker().clone();
+            thread::spawn(move || waker.wake()).join().unwrap();
+            Poll::Pending
+        }));
+        steps.run_all();
+        assert_eq!(
+            polls.get(),
+            2,
+            "the wake during the first poll queued a second step"
+        );
+        assert_eq!(cell.status(), Status::Finished);
+    }
+
+    #[test]
+    fn a_cancel_during_the_poll_ends_the_task_at_that_step() {
+        let (cell, steps) = spawn(poll_fn(|_| {
+            current::current()
+                .unwrap()
+                .cancel(Cancelled::with_message("self"));
+            Poll::<()>::Pending
+        }));
+        steps.run_all();
+        assert_eq!(cell.status(), Status::Cancelled);
+        assert_eq!(
+            cell.take_output(),
+            Some(Err(TaskError::Cancelled(Cancelled::with_message("self"))))
+        );
+    }
+
+    #[test]
+    fn the_last_reference_released_on_another_thread_drops_nothing_there() {
+        struct Witness(Arc<Mutex<Option<ThreadId>>>, #[allow(dead_code)] Rc<()>);
+        impl Drop for Witness {
+            fn drop(&mut self) {
+                *self.0.lock().unwrap() = Some(thread::current().id());
+            }
+        }
+        let dropped_on = Arc::new(Mutex::new(None));
+        let witness = Witness(dropped_on.clone(), Rc::new(()));
+        let kept: Arc<Mutex<Option<Waker>>> = Arc::default();
+        let slot = kept.clone();
+        let (cell, steps) = spawn(poll_fn(move |cx| {
+            let _witness = &witness; // a !Send future
+            *slot.lock().unwrap() = Some(cx.waker().clone());
+            Poll::<Rc<()>>::Pending
+        }));
+        steps.run_all();
+        assert!(cell.cancel(Cancelled::new()));
+        steps.run_all(); // the cancelled step drops the future here
+        cell.handle_dropped(); // what the `Task` handle's drop does: the output goes too
+        drop(cell);
+        assert_eq!(*dropped_on.lock().unwrap(), Some(thread::current().id()));
+        // Only the waker is left: the cell is freed on another thread, with nothing !Send in it.
+        let waker = kept.lock().unwrap().take().unwrap();
+        thread::spawn(move || drop(waker)).join().unwrap();
+    }
+
+    #[test]
+    fn a_panicking_destructor_is_caught_and_the_future_is_dropped_once() {
+        struct Bomb(Arc<AtomicUsize>);
+        impl Future for Bomb {
+            type Output = ();
+            fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
+                Poll::Pending
+            }
+        }
+        impl Drop for Bomb {
+            fn drop(&mut self) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+                panic!("boom in drop");
+            }
+        }
+        let drops = Arc::new(AtomicUsize::new(0));
+        let (cell, steps) = spawn(Bomb(drops.clone()));
+        steps.run_all();
+        cell.cancel(Cancelled::new());
+        steps.run_all();
+        assert_eq!(cell.status(), Status::Cancelled);
+        drop(cell);
+        assert_eq!(drops.load(Ordering::SeqCst), 1, "dropped exactly once");
+    }
+
+    #[test]
+    fn a_pinned_future_is_dropped_where_it_was_polled() {
+        /// Records where it was pinned; its drop says whether it is still there.
+        struct Pinned {
+            at: Cell<usize>,
+            same_place: Rc<Cell<Option<bool>>>,
+        }
+        impl Future for Pinned {
+            type Output = ();
+            fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
+                self.at.set(&*self as *const Pinned as usize);
+                Poll::Pending
+            }
+        }
+        impl Drop for Pinned {
+            fn drop(&mut self) {
+                self.same_place
+                    .set(Some(self.at.get() == self as *const Pinned as usize));
+            }
+        }
+        let same_place = Rc::new(Cell::new(None));
+        let (cell, steps) = spawn(Pinned {
+            at: Cell::new(0),
+            same_place: same_place.clone(),
+        });
+        steps.run_all();
+        cell.cancel(Cancelled::new());
+        steps.run_all();
+        assert_eq!(
+            same_place.get(),
+            Some(true),
+            "a pinned future must not move, even to be dropped"
+        );
     }
 }

@@ -10,6 +10,7 @@ mod catch;
 mod cell;
 mod current;
 mod registry;
+mod schedule;
 
 use std::fmt;
 use std::future::Future;
@@ -50,7 +51,7 @@ where
     }
     let id = NEXT_TASK_ID.fetch_add(1, Ordering::Relaxed);
     let context = context.unwrap_or_else(Snapshot::capture);
-    let cell = TaskCell::new(future, id, lp, created_at, context);
+    let cell = TaskCell::on_loop(future, id, lp, created_at, context);
     TaskRegistry::of(lp).add(cell.clone());
     if lp.is_running() {
         cell.schedule_first();
@@ -68,14 +69,22 @@ where
 
 /// The running loop, or a panic at the caller's line that says what to do.
 #[track_caller]
+#[inline]
 fn running_loop_for(what: &str) -> EventLoop {
     match evloop_reactor::get_running_loop() {
         Ok(lp) => lp,
-        Err(error) => panic!(
-            "{what} called outside a running event loop ({error}): run it inside evloop::run \
-             (or Runner::run / run_until_complete)"
-        ),
+        Err(error) => no_running_loop(what, error),
     }
+}
+
+#[track_caller]
+#[cold]
+#[inline(never)]
+fn no_running_loop(what: &str, error: LoopError) -> ! {
+    panic!(
+        "{what} called outside a running event loop ({error}): run it inside evloop::run \
+         (or Runner::run / run_until_complete)"
+    )
 }
 
 /// Starts `future` as a task on the running loop (asyncio's `asyncio.create_task`).
@@ -277,15 +286,27 @@ impl<T> Task<T> {
 impl<T: 'static> Task<T> {
     /// Polls for the result without taking part in cancellation: what combinators that decide
     /// themselves how a cancellation reaches their children (gather, shield) use.
+    #[inline]
     pub(crate) fn poll_quiet(&mut self, cx: &mut Context<'_>) -> Poll<Result<T, TaskError>> {
+        match self.cell.poll_join(cx) {
+            Poll::Ready(outcome) => Poll::Ready(outcome),
+            Poll::Pending => match self.foreign_loop() {
+                Some(error) => Poll::Ready(Err(error)),
+                None => Poll::Pending,
+            },
+        }
+    }
+
+    /// The error for a task awaited from another loop than its own, which would never wake the
+    /// awaiter: asyncio's "attached to a different loop".
+    fn foreign_loop(&self) -> Option<TaskError> {
         let running = EventLoop::running_id();
-        if running != 0 && running != self.cell.loop_id() {
-            return Poll::Ready(Err(TaskError::DifferentLoop(format!(
+        (running != 0 && running != self.cell.loop_id()).then(|| {
+            TaskError::DifferentLoop(format!(
                 "{} is attached to a different loop",
                 self.cell.describe()
-            ))));
-        }
-        self.cell.poll_join(cx)
+            ))
+        })
     }
 
     fn waiter_id(&self) -> usize {
@@ -299,11 +320,6 @@ impl<T: 'static> Future for Task<T> {
     type Output = Result<T, TaskError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        if let Some(me) = current::with_current(|task| task.map(|t| t.id()))
-            && me == self.cell.id()
-        {
-            panic!("Task cannot await on itself: {}", self.cell.describe());
-        }
         match self.poll_quiet(cx) {
             Poll::Ready(outcome) => {
                 let cancelled = matches!(outcome, Err(TaskError::Cancelled(_)));
@@ -313,7 +329,10 @@ impl<T: 'static> Future for Task<T> {
                 Poll::Ready(outcome)
             }
             Poll::Pending => {
-                register_waiter(|| Waiter::Task(self.cell.clone().as_task_object()));
+                // (A task polling its own handle is refused there: "cannot await on itself".)
+                register_waiter(self.waiter_id(), || {
+                    Waiter::Task(self.cell.clone().as_task_object())
+                });
                 Poll::Pending
             }
         }
