@@ -9,7 +9,10 @@
 //! synchronization primitives and queues ([`sync`], [`queue`]). Blocking and
 //! CPU-bound work goes to executors wired to the loop ([`ExecutorExt::run_in_executor`],
 //! [`to_thread`], [`ExecutorExt::run_in_process_pool`]) on the standalone thread and process
-//! pools, re-exported here as [`ThreadPoolExecutor`] and [`ProcessPool`].
+//! pools, re-exported here as [`ThreadPoolExecutor`] and [`ProcessPool`]. Networking comes at
+//! asyncio's two levels: [`streams`] (`open_connection`, `start_server`, `StreamReader`,
+//! `StreamWriter`) and [`transport`]s with protocols, with names resolved on the default
+//! executor ([`NetExt::getaddrinfo`]) and TLS on rustls ([`tls`]).
 //!
 //! ```
 //! use std::time::Duration;
@@ -47,7 +50,11 @@ pub mod executor;
 #[path = "executor_off.rs"]
 mod executor;
 mod future;
+#[cfg(feature = "net")]
+mod network;
 pub mod queue;
+#[cfg(feature = "net")]
+mod resolve;
 mod runner;
 #[cfg(feature = "signal")]
 mod sigint;
@@ -56,12 +63,16 @@ mod sigint;
 mod sigint;
 #[cfg(feature = "signal")]
 mod signals;
+#[cfg(feature = "net")]
+pub mod streams;
 pub mod sync;
 mod task;
 mod task_group;
 #[cfg(feature = "thread-pool")]
 mod threadsafe;
 mod time;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 pub use combinators::{
     EmptyWait, Gather, GatherSettled, ReturnWhen, Shield, gather, gather_settled, shield, wait,
@@ -80,6 +91,8 @@ pub use evloop_reactor::SignalError;
 pub use evloop_reactor::net;
 #[cfg(feature = "process")]
 pub use evloop_reactor::process;
+#[cfg(feature = "net")]
+pub use evloop_reactor::transport;
 pub use evloop_reactor::{
     Builder, ClockHold, ContextVar, EventLoop, ExceptionContext, ExceptionHandler, Handle,
     RemoteHandle, Severity, TimerHandle, copy_context, default_exception_handler, get_running_loop,
@@ -89,7 +102,11 @@ pub use evloop_thread_pool::{JobError, ThreadPoolExecutor};
 #[cfg(feature = "thread-pool")]
 pub use executor::{Executor, ExecutorExt, ExecutorFuture, to_thread};
 pub use future::LoopFuture;
+#[cfg(feature = "net")]
+pub use network::{ConnectOptions, NetExt, ServeOptions};
 pub use queue::{LifoQueue, PriorityQueue, Queue, QueueEmpty, QueueFull, QueueShutDown};
+#[cfg(feature = "net")]
+pub use resolve::{AddrInfo, AddrInfoHints, ResolveError};
 pub use runner::{LoopExt, Runner, run, run_with};
 #[cfg(feature = "signal")]
 pub use signals::SignalStream;
@@ -150,6 +167,8 @@ pub use evloop_process_pool as process_pool;
 
 /// What most programs import: `use evloop::prelude::*;`.
 pub mod prelude {
+    #[cfg(feature = "net")]
+    pub use crate::NetExt;
     pub use crate::{EventLoop, LoopExt, Task, TaskError, create_task, run, sleep};
     #[cfg(feature = "thread-pool")]
     pub use crate::{ExecutorExt, to_thread};

@@ -566,8 +566,10 @@ impl EventLoop {
         // the loop closed.
         for entry in self.inner.io.close() {
             self.drop_reporting("an I/O callback", || {
-                if let crate::io::registry::Entry::Io(io) = &entry {
-                    io.wake_all();
+                match &entry {
+                    crate::io::registry::Entry::Io(io) => io.wake_all(),
+                    crate::io::registry::Entry::Direct(handler) => handler.on_loop_closed(),
+                    crate::io::registry::Entry::Callbacks(_) => {}
                 }
                 drop(entry);
             });

@@ -10,7 +10,8 @@
 //! The loop's I/O: asyncio's fd callbacks ([`add_reader`](EventLoop::add_reader),
 //! [`add_writer`](EventLoop::add_writer), level-triggered as in asyncio), async sockets in
 //! [`net`], signal handlers ([`add_signal_handler`](EventLoop::add_signal_handler)) and
-//! subprocesses with async pipes in [`process`].
+//! subprocesses with async pipes in [`process`], and asyncio's transports and protocols, the
+//! callback level of networking, in [`transport`].
 //!
 //! ```
 //! use evloop_reactor::EventLoop;
@@ -52,6 +53,7 @@ mod remote;
 #[cfg(feature = "signal")]
 mod signal;
 mod time;
+pub mod transport;
 
 pub use error::{LoopError, Panic};
 pub use event_loop::{Builder, EventLoop, debug_from_env, get_running_loop};

@@ -188,7 +188,7 @@ pub(crate) fn shutdown_done(result: std::io::Result<()>) -> std::io::Result<()> 
 
 /// Errors after which `accept` backs off instead of failing: the process or system is out of a
 /// resource (asyncio's list in `_accept_connection`).
-fn out_of_resources(error: &std::io::Error) -> bool {
+pub(crate) fn out_of_resources(error: &std::io::Error) -> bool {
     matches!(
         error.raw_os_error(),
         Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
@@ -196,7 +196,7 @@ fn out_of_resources(error: &std::io::Error) -> bool {
 }
 
 /// Errors that concern one pending connection only (it went away before we accepted it).
-fn transient_accept_error(error: &std::io::Error) -> bool {
+pub(crate) fn transient_accept_error(error: &std::io::Error) -> bool {
     matches!(
         error.raw_os_error(),
         Some(libc::ECONNABORTED | libc::EPROTO | libc::EPERM)
