@@ -111,9 +111,17 @@ const ISOLATED_ENV: &str = "EVLOOP_TEST_ISOLATED";
 /// }
 /// ```
 pub fn isolated(name: &str, body: impl FnOnce()) {
-    if std::env::var(ISOLATED_ENV).as_deref() == Ok(name) {
+    if !in_child(name) {
         body();
-        return;
+    }
+}
+
+/// The other form of [`isolated`]: `if in_child("name") { return; }` at the top of test `name`.
+/// In the parent it runs the child, asserts it passed, and returns true; in the child (where the
+/// test's body must run) it returns false.
+pub fn in_child(name: &str) -> bool {
+    if std::env::var(ISOLATED_ENV).as_deref() == Ok(name) {
+        return false;
     }
     let output = std::process::Command::new(std::env::current_exe().unwrap())
         .args([name, "--exact", "--nocapture", "--test-threads=1"])
@@ -130,6 +138,7 @@ pub fn isolated(name: &str, body: impl FnOnce()) {
         stdout.contains("1 passed"),
         "isolated test {name} did not run:\n{stdout}"
     );
+    true
 }
 
 /// [`vrun`] with a deadline of `limit` (virtual time, so free) on `main`: a main still waiting by

@@ -7,11 +7,8 @@
 
 use std::time::Duration;
 
-// The reactor's tests already have the child-process runner; one copy serves both crates.
-#[path = "../../../reactor/tests/common/mod.rs"]
-mod reactor_common;
 #[allow(unused_imports)]
-pub use reactor_common::in_child;
+pub use evloop_test_support::in_child;
 
 /// Sleeps on the loop in small steps until `done()` holds; a bounded wait (a failure, not a
 /// hang), for conditions that depend on the kernel delivering bytes.
