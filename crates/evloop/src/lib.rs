@@ -36,7 +36,8 @@
 // tasks, futures, timers, `run()` and the combinators):
 // `thread-pool`: `executor` (run_in_executor, to_thread, the default executor),
 //     `run_coroutine_threadsafe`, `thread_pool`; `process-pool` (needs it): `ProcessPool`,
-//     `run_in_process_pool`, the worker entry check; `net`: `net` (sockets); `signal`:
+//     `run_in_process_pool`, the worker entry check; `net` (needs `thread-pool`): `net` (sockets),
+//     `transport`, `streams`, `tls`, `NetExt`, name resolution; `signal`:
 //     `SignalStream`, `SignalError` and Ctrl-C handling in `run()`; `process` (needs `signal`):
 //     `process` (subprocesses); `hyper`, `tokio-io` (off by default): `compat`.
 mod combinators;
@@ -71,7 +72,7 @@ mod task_group;
 #[cfg(feature = "thread-pool")]
 mod threadsafe;
 mod time;
-#[cfg(feature = "tls")]
+#[cfg(feature = "net")]
 pub mod tls;
 
 pub use combinators::{

@@ -53,6 +53,7 @@ mod remote;
 #[cfg(feature = "signal")]
 mod signal;
 mod time;
+#[cfg(feature = "net")]
 pub mod transport;
 
 pub use error::{LoopError, Panic};
