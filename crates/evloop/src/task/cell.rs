@@ -576,9 +576,16 @@ where
     }
 
     fn describe(&self) -> String {
+        let status = self.status.get();
+        // asyncio's repr says "cancelling" while a request is pending and the task is not done.
+        let word = if status == Status::Pending && self.cancels_requested.get() > 0 {
+            "cancelling"
+        } else {
+            status.word()
+        };
         format!(
             "<Task {} name='{}' coro=<{}> created at {}>",
-            self.status.get().word(),
+            word,
             self.name(),
             std::any::type_name::<F>(),
             self.created_at
