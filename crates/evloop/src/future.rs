@@ -16,7 +16,7 @@ use std::task::{Context, Poll, Waker};
 use evloop_reactor::{EventLoop, LoopError};
 
 use crate::error::{Cancelled, FutureError, InvalidState};
-use crate::task::{Cancellable, Waiter, register_waiter, resolve_delegation};
+use crate::task::{Cancellable, Waiter, different_loop, register_waiter, resolve_delegation};
 
 enum State<T> {
     Pending,
@@ -184,10 +184,9 @@ impl<T: Clone + 'static> Future for LoopFuture<T> {
         let running = EventLoop::running_id();
         if running != 0 && running != inner.lp.id() {
             // Only its own loop's callbacks can complete it: refuse instead of hanging.
-            return Poll::Ready(Err(FutureError::DifferentLoop(format!(
-                "{} is attached to a different loop",
-                describe(&inner.state)
-            ))));
+            return Poll::Ready(Err(FutureError::DifferentLoop(different_loop(&describe(
+                &inner.state,
+            )))));
         }
         match &inner.state {
             State::Done(outcome) => {

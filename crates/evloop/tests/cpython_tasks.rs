@@ -59,6 +59,23 @@ fn task_cancel_message_getter() {
     lp.close().unwrap();
 }
 
+// test_other_loop_future: "Task .* got Future .* attached to a different loop".
+#[test]
+fn other_loop_future() {
+    let other = EventLoop::new().unwrap();
+    let fut = other.create_future::<()>();
+    let lp = test_loop();
+    let outcome = lp.run_until_complete(fut).unwrap();
+    let text = outcome.unwrap_err().to_string();
+    assert!(text.starts_with("Task <Task "), "{text}");
+    assert!(
+        text.contains(" got Future <LoopFuture pending> attached to a different loop"),
+        "{text}"
+    );
+    lp.close().unwrap();
+    other.close().unwrap();
+}
+
 // test_task_awaits_on_itself
 #[test]
 fn task_awaits_on_itself() {

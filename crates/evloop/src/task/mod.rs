@@ -301,16 +301,21 @@ impl<T: 'static> Task<T> {
     /// awaiter: asyncio's "attached to a different loop".
     fn foreign_loop(&self) -> Option<TaskError> {
         let running = EventLoop::running_id();
-        (running != 0 && running != self.cell.loop_id()).then(|| {
-            TaskError::DifferentLoop(format!(
-                "{} is attached to a different loop",
-                self.cell.describe()
-            ))
-        })
+        (running != 0 && running != self.cell.loop_id())
+            .then(|| TaskError::DifferentLoop(different_loop(&self.cell.describe())))
     }
 
     fn waiter_id(&self) -> usize {
         Arc::as_ptr(&self.cell).cast::<()>() as usize
+    }
+}
+
+/// asyncio's text for an awaitable of another loop, `what` being its repr: "Task <...> got Future
+/// <...> attached to a different loop" when awaited by a task.
+pub(crate) fn different_loop(what: &str) -> String {
+    match current_task() {
+        Some(task) => format!("Task {task:?} got Future {what} attached to a different loop"),
+        None => format!("{what} is attached to a different loop"),
     }
 }
 
