@@ -1142,3 +1142,21 @@ fn cancel_gather_2() {
         assert_eq!(outcome, Err(cancelled(message)));
     }
 }
+
+// test_tb_logger_not_called_after_cancel: asyncio's cancel() on a task that already failed
+// marks its exception as retrieved (`__log_traceback = False`), so nothing is logged.
+#[test]
+fn tb_logger_not_called_after_cancel() {
+    let mut runner = evloop::Runner::with_builder(EventLoop::builder().virtual_clock(true));
+    let reports = record_reports(&runner.get_loop().unwrap());
+    runner
+        .run(async {
+            let task = create_task(async { panic!("TypeError") });
+            sleep(ms(50)).await;
+            task.cancel();
+            drop(task);
+        })
+        .unwrap();
+    runner.close().unwrap();
+    assert!(reports.borrow().is_empty(), "{:?}", reports.borrow());
+}

@@ -602,6 +602,9 @@ where
 
     fn cancel(&self, cancelled: Cancelled) -> bool {
         if self.status.get() != Status::Pending {
+            // asyncio's cancel() clears `__log_traceback` first: whoever cancels a task that
+            // already failed has seen to it, and no "never retrieved" report follows.
+            drop(self.take_unreported_panic());
             return false;
         }
         self.cancels_requested

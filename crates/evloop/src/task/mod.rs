@@ -178,7 +178,9 @@ pub struct Task<T> {
 }
 
 impl<T> Task<T> {
-    /// Requests cancellation (asyncio's `cancel()`). Returns false if the task is already done.
+    /// Requests cancellation (asyncio's `cancel()`). Returns false if the task is already done;
+    /// on a task that panicked, the panic then counts as seen, as asyncio's `cancel()` clears
+    /// `__log_traceback` (no "Task exception was never retrieved" report).
     ///
     /// If the task is suspended on one of evloop's awaitables (a [`LoopFuture`](crate::LoopFuture),
     /// another `Task`, a [`gather`](fn@crate::gather)), that is cancelled, and the cancellation
