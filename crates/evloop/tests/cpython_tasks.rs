@@ -1160,3 +1160,24 @@ fn tb_logger_not_called_after_cancel() {
     runner.close().unwrap();
     assert!(reports.borrow().is_empty(), "{:?}", reports.borrow());
 }
+
+// Task.__init__ queues the first step with call_soon (contract H3), so a task created before the
+// loop runs steps in the loop's first iteration, before a call_soon made after it: what every
+// CPython test that creates a task and then calls run_briefly() relies on.
+#[test]
+fn first_step_is_queued_as_call_soon_even_before_the_loop_runs() {
+    let lp = test_loop();
+    let log: Rc<RefCell<Vec<&str>>> = Rc::default();
+    let (a, b, c) = (log.clone(), log.clone(), log.clone());
+    lp.call_soon(move || a.borrow_mut().push("soon before"))
+        .unwrap();
+    let task = lp
+        .create_task(async move { b.borrow_mut().push("task") })
+        .unwrap();
+    lp.call_soon(move || c.borrow_mut().push("soon after"))
+        .unwrap();
+    lp.run_once().unwrap();
+    assert_eq!(*log.borrow(), ["soon before", "task", "soon after"]);
+    assert!(task.done());
+    lp.close().unwrap();
+}

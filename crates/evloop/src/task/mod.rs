@@ -53,14 +53,10 @@ where
     let context = context.unwrap_or_else(Snapshot::capture);
     let cell = TaskCell::on_loop(future, id, lp, created_at, context);
     TaskRegistry::of(lp).add(cell.clone());
-    if lp.is_running() {
-        cell.schedule_first();
-    } else {
-        // Not running yet (the loop thread builds work before run_until_complete): queue the
-        // first poll directly, exactly as call_soon would.
-        let again = cell.clone();
-        lp.call_soon(move || again.schedule_first())?;
-    }
+    // The first step is queued now, in call_soon's order (asyncio's Task.__init__ calls
+    // `call_soon(self.__step)`), whether or not the loop runs yet: off the running loop it goes
+    // through the thread-safe queue, which keeps that order (see `LoopSchedule`).
+    cell.schedule_first();
     Ok(Task {
         cell,
         _not_send: PhantomData,
