@@ -11,7 +11,7 @@ use evloop::{
     AnyTask, Cancelled, EventLoop, FutureError, LoopExt, ReturnWhen, RunError, Task, TaskError,
     catch_cancel, create_task, current_task, shield, sleep, wait,
 };
-use evloop_test_support::{record_reports, vrun};
+use evloop_test_support::{record_reports, run_briefly, test_loop, until_done, vrun};
 
 const TEN: Duration = Duration::from_secs(10);
 
@@ -19,33 +19,11 @@ fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
 
-/// A loop of the test's own, with a virtual clock (CPython's `new_test_loop`).
-fn test_loop() -> EventLoop {
-    EventLoop::builder().virtual_clock(true).build().unwrap()
-}
-
 fn cancelled(message: Option<&str>) -> TaskError {
     TaskError::Cancelled(match message {
         Some(message) => Cancelled::with_message(message),
         None => Cancelled::new(),
     })
-}
-
-/// CPython's `test_utils.run_briefly`: runs the loop until a trivial task is done.
-fn run_briefly(lp: &EventLoop) {
-    lp.run_until_complete(async {}).unwrap();
-}
-
-/// Completes once `task` is done, whoever awaits it (asyncio's `await asyncio.wait([t])` on a
-/// handle owned elsewhere).
-async fn until_done(task: AnyTask) {
-    let lp = evloop::get_running_loop().unwrap();
-    let fut = lp.create_future::<()>();
-    let setter = fut.clone();
-    task.add_done_callback(move || {
-        let _ = setter.set_result(());
-    });
-    fut.await.unwrap();
 }
 
 // test_task_cancel_message_getter
