@@ -15,7 +15,8 @@ use crate::task::take_waiter;
 
 /// Waits for `duration` on the running loop (asyncio's `sleep`).
 ///
-/// `sleep(Duration::ZERO)` gives up exactly one loop iteration, so two tasks doing it interleave.
+/// `sleep(Duration::ZERO)` gives up exactly one loop iteration, so two tasks doing it interleave;
+/// a duration too long for the clock (`Duration::MAX`) never ends, as asyncio's `sleep(inf)`.
 ///
 /// # Panics
 ///
@@ -84,6 +85,8 @@ enum SleepState {
         lp: EventLoop,
         timer: Option<(TimerHandle, Waker)>,
     },
+    /// A deadline past what an `Instant` can hold: asyncio's `sleep(inf)`, which never ends.
+    Never,
     Done,
 }
 
@@ -118,11 +121,13 @@ impl Future for Sleep {
                         continue;
                     }
                     let lp = get_running_loop().unwrap_or_else(|e| panic!("{e}"));
-                    let deadline = lp.time() + this.duration;
-                    this.state = SleepState::Waiting {
-                        deadline,
-                        lp,
-                        timer: None,
+                    this.state = match lp.time().checked_add(this.duration) {
+                        Some(deadline) => SleepState::Waiting {
+                            deadline,
+                            lp,
+                            timer: None,
+                        },
+                        None => SleepState::Never,
                     };
                 }
                 SleepState::Until(deadline) => {
@@ -170,6 +175,7 @@ impl Future for Sleep {
                     }
                     return Poll::Pending;
                 }
+                SleepState::Never => return Poll::Pending,
                 SleepState::Done => return Poll::Ready(()),
             }
         }
@@ -189,7 +195,8 @@ impl Drop for Sleep {
 }
 
 /// Runs `future` with a deadline: `Err(TimeoutError)` if it has not finished within `duration`
-/// (asyncio's `wait_for` / `timeout`). The future is dropped before the error is returned.
+/// (asyncio's `wait_for` / `timeout`). The future is dropped before the error is returned. A
+/// `duration` too long for the clock (`Duration::MAX`) never expires (asyncio's `timeout(None)`).
 ///
 /// ```
 /// use std::time::Duration;

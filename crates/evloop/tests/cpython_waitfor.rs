@@ -113,6 +113,23 @@ fn wait_for_timeout_0_coroutine_is_polled_once() {
     assert!(started);
 }
 
+// test_wait_for_blocking: `timeout=None` is a plain await; the nearest evloop spelling is a
+// deadline that never comes (asyncio accepts `inf`).
+#[test]
+fn wait_for_blocking() {
+    let res = vrun(wait_for(async { "done" }, Duration::MAX)).unwrap();
+    assert_eq!(res, Ok("done"));
+    let slept = vrun(async {
+        let inner = create_task(sleep(Duration::MAX));
+        sleep(Duration::from_secs(3600)).await;
+        let pending = !inner.done();
+        inner.abort();
+        pending
+    })
+    .unwrap();
+    assert!(slept, "sleep(Duration::MAX) means never");
+}
+
 // test_wait_for_race_condition
 #[test]
 fn wait_for_race_condition() {
@@ -212,6 +229,12 @@ fn cancel_wait_for(limit: Duration) {
     .unwrap();
     assert!(wait_outcome.unwrap_err().is_cancelled());
     assert!(task_cancelled, "Python issue #23219");
+}
+
+// test_cancel_blocking_wait_for (timeout None: a deadline that never comes)
+#[test]
+fn cancel_blocking_wait_for() {
+    cancel_wait_for(Duration::MAX);
 }
 
 // test_cancel_wait_for
@@ -413,4 +436,11 @@ fn cancel_in_timeout_after_cancellation() {
     })
     .unwrap();
     assert!(outcome.unwrap_err().is_cancelled());
+}
+
+// test_timeouts.py: test_timeout_disabled: no deadline at all, spelled as one that never comes.
+#[test]
+fn timeout_disabled() {
+    let res = vrun(timeout(Duration::MAX, sleep(ms(10)))).unwrap();
+    assert_eq!(res, Ok(()));
 }
