@@ -84,6 +84,17 @@ impl Cancellable for GatherChildren {
         }
         any
     }
+
+    fn is_done(&self) -> bool {
+        self.children.iter().all(AnyTask::done)
+    }
+
+    fn on_done(&self, wake: Rc<dyn Fn()>) {
+        for child in self.children.iter().filter(|child| !child.done()) {
+            let wake = wake.clone();
+            child.add_done_callback(move || wake());
+        }
+    }
 }
 
 /// One child of a gather: its task until it finishes, then its outcome.

@@ -221,6 +221,22 @@ impl<T: 'static> Cancellable for RefCell<Inner<T>> {
     fn cancel_from_waiter(self: Rc<Self>, cancelled: &Cancelled) -> bool {
         complete(&self, Err(FutureError::Cancelled(cancelled.clone()))).is_ok()
     }
+
+    fn is_done(&self) -> bool {
+        matches!(self.borrow().state, State::Done(_))
+    }
+
+    fn on_done(&self, wake: Rc<dyn Fn()>) {
+        let mut inner = self.borrow_mut();
+        match inner.state {
+            State::Pending => inner.callbacks.push(Box::new(move |_| wake())),
+            State::Done(_) => {
+                let lp = inner.lp.clone();
+                drop(inner);
+                let _ = lp.call_soon(move || wake());
+            }
+        }
+    }
 }
 
 fn describe<T>(state: &State<T>) -> String {

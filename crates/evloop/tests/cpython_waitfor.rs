@@ -11,7 +11,7 @@ use evloop::{
     Cancelled, LoopExt, ReturnWhen, TaskError, TimeoutError, catch_cancel, create_task,
     current_task, sleep, timeout, wait, wait_for,
 };
-use evloop_test_support::vrun;
+use evloop_test_support::{DropFlag, vrun};
 
 /// CPython's `_EPSILON`: a timeout that passes `timeout > 0` and costs nothing.
 const EPSILON: Duration = Duration::from_micros(100);
@@ -113,6 +113,67 @@ fn wait_for_timeout_0_coroutine_is_polled_once() {
     assert!(started);
 }
 
+/// CPython's `foo()` of test_wait_for: sleeps 10 s, clearing `running` however it ends.
+fn foo(running: &Rc<Cell<Option<bool>>>) -> impl Future<Output = &'static str> + 'static {
+    let running = running.clone();
+    async move {
+        running.set(Some(true));
+        let _clear = Clear(running);
+        sleep(Duration::from_secs(10)).await;
+        "done"
+    }
+}
+
+struct Clear(Rc<Cell<Option<bool>>>);
+
+impl Drop for Clear {
+    fn drop(&mut self) {
+        self.0.set(Some(false));
+    }
+}
+
+// test_wait_for_timeout_less_then_0_or_0: wait_for(task, 0) cancels the task and returns only
+// once it has finished cancelling.
+#[test]
+fn wait_for_timeout_0() {
+    vrun(async {
+        let running = Rc::new(Cell::new(None));
+        let lp = evloop::get_running_loop().unwrap();
+        let started = lp.create_future::<()>();
+        let (flag, signal) = (running.clone(), started.clone());
+        let fut = create_task(async move {
+            signal.set_result(()).unwrap();
+            foo(&flag).await
+        });
+        let fut_any = fut.any();
+        started.await.unwrap();
+        let t0 = now();
+        assert_eq!(wait_for(fut, Duration::ZERO).await, Err(TimeoutError));
+        assert!(fut_any.done());
+        assert!(fut_any.cancelled(), "cancelled by the timeout");
+        assert_eq!(running.get(), Some(false));
+        assert_eq!(now() - t0, Duration::ZERO);
+    })
+    .unwrap();
+}
+
+// test_wait_for
+#[test]
+fn wait_for_task() {
+    vrun(async {
+        let running = Rc::new(Cell::new(None));
+        let fut = create_task(foo(&running));
+        let fut_any = fut.any();
+        let t0 = now();
+        assert_eq!(wait_for(fut, ms(100)).await, Err(TimeoutError));
+        assert_eq!(now() - t0, ms(100));
+        assert!(fut_any.done());
+        assert!(fut_any.cancelled(), "cancelled by the timeout");
+        assert_eq!(running.get(), Some(false));
+    })
+    .unwrap();
+}
+
 // test_wait_for_blocking: `timeout=None` is a plain await; the nearest evloop spelling is a
 // deadline that never comes (asyncio accepts `inf`).
 #[test]
@@ -158,6 +219,59 @@ fn wait_for_cancellation_race_condition() {
     ))
     .unwrap();
     assert_eq!(res, Ok(1));
+}
+
+/// CPython's `inner()` of test_wait_for_waits_for_task_cancellation: takes `EPSILON` to clean
+/// up after a cancellation, then re-raises it; `task_done` is set however it ends.
+fn slow_to_cancel(task_done: &Rc<Cell<bool>>) -> impl Future<Output = ()> + 'static {
+    let task_done = task_done.clone();
+    async move {
+        let _done = SetOnDrop(task_done);
+        if let Err(cancelled) = catch_cancel(sleep(Duration::from_secs(10))).await {
+            sleep(EPSILON).await;
+            cancelled.raise::<()>().await;
+        }
+    }
+}
+
+struct SetOnDrop(Rc<Cell<bool>>);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0.set(true);
+    }
+}
+
+// test_wait_for_waits_for_task_cancellation
+#[test]
+fn wait_for_waits_for_task_cancellation() {
+    let (res, task_done) = vrun(async {
+        let task_done = Rc::new(Cell::new(false));
+        let inner_task = create_task(slow_to_cancel(&task_done));
+        let res = wait_for(inner_task, EPSILON).await;
+        (res.map(drop), task_done.get())
+    })
+    .unwrap();
+    assert_eq!(res, Err(TimeoutError));
+    assert!(
+        task_done,
+        "TimeoutError comes after the task finished cancelling"
+    );
+}
+
+// test_wait_for_waits_for_task_cancellation_w_timeout_0
+#[test]
+fn wait_for_waits_for_task_cancellation_w_timeout_0() {
+    let (res, task_done) = vrun(async {
+        let task_done = Rc::new(Cell::new(false));
+        let inner_task = create_task(slow_to_cancel(&task_done));
+        sleep(EPSILON).await;
+        let res = wait_for(inner_task, Duration::ZERO).await;
+        (res.map(drop), task_done.get())
+    })
+    .unwrap();
+    assert_eq!(res, Err(TimeoutError));
+    assert!(task_done);
 }
 
 // test_wait_for_reraises_exception_during_cancellation
@@ -286,6 +400,26 @@ fn wait_for_issue86296() {
 fn timeout_basic() {
     let res = vrun(timeout(ms(10), sleep(Duration::from_secs(10)))).unwrap();
     assert_eq!(res, Err(TimeoutError));
+}
+
+// test_timeouts.py: test_nested_timeouts: with one deadline, only the outermost raises
+// TimeoutError; the inner one's block is cancelled.
+#[test]
+fn nested_timeouts() {
+    let (res, inner_finished) = vrun(async {
+        let finished = Rc::new(Cell::new(false));
+        let flag = finished.clone();
+        let res = timeout(ms(10), async move {
+            let inner = timeout(ms(10), sleep(Duration::from_secs(10))).await;
+            flag.set(true);
+            inner
+        })
+        .await;
+        (res, finished.get())
+    })
+    .unwrap();
+    assert_eq!(res, Err(TimeoutError));
+    assert!(!inner_finished, "the inner block did not return");
 }
 
 // test_timeouts.py: test_waiter_cancelled
@@ -443,4 +577,62 @@ fn cancel_in_timeout_after_cancellation() {
 fn timeout_disabled() {
     let res = vrun(timeout(Duration::MAX, sleep(ms(10)))).unwrap();
     assert_eq!(res, Ok(()));
+}
+
+// A timeout that expires while its block waits on a loop future of a sibling branch must not
+// cancel the sibling's future: only what the block itself waits on is cancelled.
+#[test]
+fn a_timeout_cancels_only_what_its_own_block_waits_on() {
+    let (res, sibling_cancelled, dropped) = vrun(async {
+        let lp = evloop::get_running_loop().unwrap();
+        let sibling = lp.create_future::<()>();
+        let mut theirs = std::pin::pin!(sibling.clone());
+        let (dropped, guard) = DropFlag::new();
+        let mut ours = std::pin::pin!(timeout(Duration::ZERO, async move {
+            let _guard = guard;
+            sleep(Duration::from_secs(1)).await;
+        }));
+        // A foreign select: the sibling is polled first, then the timeout, in one step.
+        let res = std::future::poll_fn(|cx| {
+            let _ = theirs.as_mut().poll(cx);
+            ours.as_mut().poll(cx)
+        })
+        .await;
+        (res, sibling.cancelled(), dropped.get())
+    })
+    .unwrap();
+    assert_eq!(res, Err(TimeoutError));
+    assert!(dropped);
+    assert!(
+        !sibling_cancelled,
+        "the sibling's future is none of the timeout's business"
+    );
+}
+
+// Contract H8 for a gather: wait_for(gather(..)) cancels the children and fails once they have
+// all finished cancelling (here after a clean-up each).
+#[test]
+fn wait_for_a_gather_waits_for_its_children_to_finish_cancelling() {
+    let (res, cleaned, elapsed) = vrun(async {
+        let cleaned = Rc::new(Cell::new(0));
+        let child = |cleaned: Rc<Cell<u32>>| async move {
+            if let Err(cancelled) = catch_cancel(sleep(Duration::from_secs(10))).await {
+                sleep(ms(5)).await;
+                cleaned.set(cleaned.get() + 1);
+                cancelled.raise::<()>().await;
+            }
+            Ok::<(), TaskError>(())
+        };
+        let t0 = now();
+        let res = wait_for(
+            evloop::gather(vec![child(cleaned.clone()), child(cleaned.clone())]),
+            ms(10),
+        )
+        .await;
+        (res.map(drop), cleaned.get(), now() - t0)
+    })
+    .unwrap();
+    assert_eq!(res, Err(TimeoutError));
+    assert_eq!(cleaned, 2, "both children finished their clean-up first");
+    assert_eq!(elapsed, ms(15));
 }

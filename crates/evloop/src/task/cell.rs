@@ -34,7 +34,7 @@ use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 use evloop_reactor::{EventLoop, ExceptionContext, Panic, Scope, Snapshot, TaskRef, TaskRefVTable};
 
 use crate::error::{Cancelled, TaskError};
-use crate::task::cancel::{FrameSlot, Requests, Waiter, WaiterRecord};
+use crate::task::cancel::{FrameSlot, Recorded, Requests, Waiter, WaiterRecord};
 use crate::task::current::CurrentGuard;
 use crate::task::schedule::{LoopSchedule, Schedule};
 
@@ -94,8 +94,8 @@ pub(crate) trait TaskObject {
     /// Records what the current step is suspended on: awaitable `id`, built by `make` if it is
     /// not recorded yet.
     fn register_waiter(&self, id: usize, make: &mut dyn FnMut() -> Option<Waiter>);
-    /// Takes the current step's waiter away (its awaitable is being dropped).
-    fn take_waiter(&self) -> Option<Waiter>;
+    /// What the current step has recorded it is suspended on so far.
+    fn peek_waiter(&self) -> Recorded;
     /// See `cancel::resolve_delegation`.
     fn resolve_delegation(&self, waiter_id: usize, ended_cancelled: bool) -> bool;
     /// Raises `cancelled` at the current await point (see the `cancel` module).
@@ -705,8 +705,8 @@ where
         }
     }
 
-    fn take_waiter(&self) -> Option<Waiter> {
-        self.waiter.take()
+    fn peek_waiter(&self) -> Recorded {
+        self.waiter.peek()
     }
 
     fn resolve_delegation(&self, waiter_id: usize, ended_cancelled: bool) -> bool {

@@ -25,7 +25,9 @@ use evloop_reactor::{EventLoop, LoopError, Snapshot};
 
 use crate::error::{Cancelled, TaskError};
 pub use cancel::Raise;
-pub(crate) use cancel::{Cancellable, Waiter, register_waiter, resolve_delegation, take_waiter};
+pub(crate) use cancel::{
+    Cancellable, Recorded, Waiter, peek_waiter, register_waiter, resolve_delegation,
+};
 pub use catch::{CatchCancel, catch_cancel};
 pub(crate) use cell::report;
 use cell::{JoinTarget, Status, TaskCell, TaskObject};
