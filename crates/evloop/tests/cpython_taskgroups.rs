@@ -461,3 +461,57 @@ fn cancellation_does_not_leak_out_of_tg() {
         "unhandled errors in a TaskGroup (1 sub-exception)\n  ZeroDivisionError"
     );
 }
+
+// A group waited on by wait_for: on expiry the children are cancelled and TimeoutError comes
+// once they have ended (the group is what join() is suspended on).
+#[test]
+fn wait_for_a_joining_group_waits_for_its_children() {
+    let (outcome, num) = vrun(async {
+        let num = Rc::new(Cell::new(0));
+        let g = Group::new();
+        for _ in 0..3 {
+            g.spawn(counts_cancel(&num, secs(5))).unwrap().detach();
+        }
+        let outcome = evloop::wait_for(g.join(), ms(10)).await;
+        (outcome, num.get())
+    })
+    .unwrap();
+    assert_eq!(outcome, Err(evloop::TimeoutError));
+    assert_eq!(num, 3);
+}
+
+// test_cancellation with children whose clean-up takes time: the runner ends after them (asyncio's
+// `__aexit__` waits for the children before it re-raises the cancellation).
+#[test]
+fn cancellation_waits_for_the_childrens_async_clean_up() {
+    let (outcome, num) = vrun(async {
+        let num = Rc::new(Cell::new(0));
+        let counter = num.clone();
+        let r = create_task(async move {
+            let g = Group::new();
+            for _ in 0..5 {
+                let counter = counter.clone();
+                g.spawn(async move {
+                    if let Err(cancelled) = catch_cancel(sleep(secs(5))).await {
+                        sleep(ms(5)).await;
+                        counter.set(counter.get() + 1);
+                        cancelled.raise::<()>().await;
+                    }
+                    Ok(())
+                })
+                .unwrap()
+                .detach();
+            }
+            g.join().await
+        });
+        sleep(ms(100)).await;
+        r.cancel_with("test");
+        (r.await, num.get())
+    })
+    .unwrap();
+    assert_eq!(
+        outcome,
+        Err(TaskError::Cancelled(Cancelled::with_message("test")))
+    );
+    assert_eq!(num, 5);
+}
