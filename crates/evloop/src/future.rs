@@ -112,7 +112,8 @@ impl<T: 'static> LoopFuture<T> {
         complete(&self.inner, outcome)
     }
 
-    /// Schedules `callback(self)` with `call_soon` once the future is done (at once if it is).
+    /// Schedules `callback(self)` with `call_soon` once the future is done (at once if it is), in
+    /// the context current now (asyncio H2: the context it was registered with).
     pub fn add_done_callback(
         &self,
         callback: impl FnOnce(&LoopFuture<T>) + 'static,
@@ -120,7 +121,10 @@ impl<T: 'static> LoopFuture<T> {
         let lp = {
             let mut inner = self.inner.borrow_mut();
             if !matches!(inner.state, State::Done(_)) {
-                inner.callbacks.push(Box::new(callback));
+                let mut context = evloop_reactor::copy_context();
+                inner
+                    .callbacks
+                    .push(Box::new(move |fut| context.run(|| callback(fut))));
                 return Ok(());
             }
             inner.lp.clone()

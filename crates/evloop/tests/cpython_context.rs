@@ -2,6 +2,8 @@
 //! `test_context_6` and `test_get_context`, `Lib/test/test_context.py`'s `ContextTest`, and the
 //! done-callback rule of contract H2 (a callback runs in the context it was registered in).
 
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::time::Duration;
 
 use evloop::contextvars::{Context, ContextError, ContextVar, copy_context};
@@ -135,6 +137,36 @@ fn get_context() {
     })
     .unwrap();
     assert_eq!(seen, Some("set by the task"));
+}
+
+// Contract H2: a done callback runs in the context current when it was registered (asyncio's
+// add_done_callback copies the context then), whoever completes the future.
+#[test]
+fn done_callback_runs_in_the_context_it_was_registered_in() {
+    let seen = vrun(async {
+        let lp = evloop::get_running_loop().unwrap();
+        let seen: Rc<RefCell<Vec<Option<&str>>>> = Rc::default();
+        let fut = lp.create_future::<()>();
+        VAR.set("registering");
+        let sink = seen.clone();
+        fut.add_done_callback(move |_| sink.borrow_mut().push(VAR.get()))
+            .unwrap();
+        let task = create_task(async {});
+        let sink = seen.clone();
+        task.add_done_callback(move || sink.borrow_mut().push(VAR.get()));
+        // Completed from another context.
+        let setter = fut.clone();
+        let mut other = Context::new();
+        other.run(|| VAR.set("completing"));
+        lp.call_soon_with_context(move || setter.set_result(()).unwrap(), &other)
+            .unwrap();
+        task.await.unwrap();
+        fut.await.unwrap();
+        sleep(Duration::ZERO).await;
+        seen.take()
+    })
+    .unwrap();
+    assert_eq!(seen, [Some("registering"), Some("registering")]);
 }
 
 // test_context.py: test_context_run_4: contexts nest, and a copy taken inside one holds its

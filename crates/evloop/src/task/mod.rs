@@ -266,9 +266,10 @@ impl<T> Task<T> {
         self.cell.take_output()
     }
 
-    /// Schedules `callback` to run (with `call_soon`, never synchronously) once the task is done.
+    /// Schedules `callback` to run (with `call_soon`, never synchronously) once the task is done,
+    /// in the context current now (asyncio H2: the context it was registered with).
     pub fn add_done_callback(&self, callback: impl FnOnce() + 'static) {
-        self.cell.add_done_callback(Box::new(callback));
+        self.cell.add_done_callback(in_current_context(callback));
     }
 
     /// A type-erased handle to the same task (what `all_tasks()` returns).
@@ -308,6 +309,14 @@ impl<T: 'static> Task<T> {
     fn waiter_id(&self) -> usize {
         Arc::as_ptr(&self.cell).cast::<()>() as usize
     }
+}
+
+/// `callback`, to be run in (a copy of) the context current now, wherever it is called from: a
+/// done callback runs in the context it was registered in, not in that of whoever completed
+/// the task or future (asyncio H2).
+fn in_current_context(callback: impl FnOnce() + 'static) -> Box<dyn FnOnce()> {
+    let mut context = evloop_reactor::copy_context();
+    Box::new(move || context.run(callback))
 }
 
 /// asyncio's text for an awaitable of another loop, `what` being its repr: "Task <...> got Future
@@ -425,9 +434,9 @@ impl AnyTask {
         self.cell.uncancel()
     }
 
-    /// Schedules `callback` once the task is done.
+    /// Schedules `callback` once the task is done, in the context current now.
     pub fn add_done_callback(&self, callback: impl FnOnce() + 'static) {
-        self.cell.add_done_callback(Box::new(callback));
+        self.cell.add_done_callback(in_current_context(callback));
     }
 
     /// Requests cancellation with `cancelled` as the reason (what gathers pass on).
