@@ -57,12 +57,25 @@ fn counts_cancel(
     }
 }
 
-// test_taskgroup_01
-#[test]
-fn taskgroup_01() {
-    let (t1, t2) = vrun(async {
+/// CPython's `await asyncio.sleep(0.1); self.assertFalse(r.done()); r.cancel(msg); await r`.
+async fn cancel_after_100ms<T: 'static>(r: Task<T>, message: Option<&str>) -> Result<T, TaskError> {
+    sleep(ms(100)).await;
+    assert!(!r.done());
+    match message {
+        Some(message) => r.cancel_with(message),
+        None => r.cancel(),
+    };
+    r.await
+}
+
+/// test_taskgroup_01 and _02: two children, the second started after `pause` if given.
+fn two_children(pause: Option<Duration>) {
+    let (t1, t2) = vrun(async move {
         let g = Group::new();
         let mut t1 = g.spawn(value_after(ms(100), 42)).unwrap();
+        if let Some(pause) = pause {
+            sleep(pause).await;
+        }
         let mut t2 = g.spawn(value_after(ms(200), 11)).unwrap();
         g.join().await.unwrap();
         (t1.take_result(), t2.take_result())
@@ -72,20 +85,16 @@ fn taskgroup_01() {
     assert_eq!(t2, Some(Ok(Some(11))));
 }
 
+// test_taskgroup_01
+#[test]
+fn taskgroup_01() {
+    two_children(None);
+}
+
 // test_taskgroup_02: a child started after the body slept.
 #[test]
 fn taskgroup_02() {
-    let (t1, t2) = vrun(async {
-        let g = Group::new();
-        let mut t1 = g.spawn(value_after(ms(100), 42)).unwrap();
-        sleep(ms(150)).await;
-        let mut t2 = g.spawn(value_after(ms(200), 11)).unwrap();
-        g.join().await.unwrap();
-        (t1.take_result(), t2.take_result())
-    })
-    .unwrap();
-    assert_eq!(t1, Some(Ok(Some(42))));
-    assert_eq!(t2, Some(Ok(Some(11))));
+    two_children(Some(ms(150)));
 }
 
 // test_taskgroup_03: a child cancelled explicitly; everything else goes on.
@@ -182,10 +191,7 @@ fn cancellation() {
             }
             g.join().await
         });
-        sleep(ms(100)).await;
-        assert!(!r.done());
-        r.cancel_with("test");
-        (r.await, num.get())
+        (cancel_after_100ms(r, Some("test")).await, num.get())
     })
     .unwrap();
     assert_eq!(
@@ -238,10 +244,7 @@ fn cancellation_in_body() {
             }
             g.join().await
         });
-        sleep(ms(100)).await;
-        assert!(!r.done());
-        r.cancel_with("test");
-        r.await
+        cancel_after_100ms(r, Some("test")).await
     })
     .unwrap();
     assert_eq!(
@@ -295,35 +298,29 @@ fn taskgroup_12() {
             let inner = g2.join().await;
             (inner, g1.join().await)
         });
-        sleep(ms(100)).await;
-        assert!(!r.done());
-        r.cancel();
-        r.await
+        cancel_after_100ms(r, None).await
     })
     .unwrap();
     assert!(outcome.unwrap_err().is_cancelled());
 }
 
-// test_taskgroup_15: the body catches its cancellation, cleans up and re-raises, while a child
-// fails meanwhile.
+/// The runner of test_taskgroup_15 and _16: a child fails while the body, cancelled, cleans up
+/// for 0.5 s and re-raises.
+async fn crash_soon_runner() -> Result<(), TaskGroupError<&'static str>> {
+    let g1 = Group::new();
+    g1.spawn(fail_after(ms(300))).unwrap().detach();
+    if let Err(cancelled) = catch_cancel(sleep(secs(10))).await {
+        sleep(ms(500)).await;
+        cancelled.raise::<()>().await;
+    }
+    g1.join().await
+}
+
+// test_taskgroup_15
 #[test]
 fn taskgroup_15() {
-    let outcome = vrun(async {
-        let r = create_task(async {
-            let g1 = Group::new();
-            g1.spawn(fail_after(ms(300))).unwrap().detach();
-            if let Err(cancelled) = catch_cancel(sleep(secs(10))).await {
-                sleep(ms(500)).await;
-                cancelled.raise::<()>().await;
-            }
-            g1.join().await
-        });
-        sleep(ms(100)).await;
-        assert!(!r.done());
-        r.cancel();
-        r.await
-    })
-    .unwrap();
+    let outcome =
+        vrun(async { cancel_after_100ms(create_task(crash_soon_runner()), None).await }).unwrap();
     assert!(outcome.unwrap_err().is_cancelled());
 }
 
@@ -331,20 +328,8 @@ fn taskgroup_15() {
 #[test]
 fn taskgroup_16() {
     let outcome = vrun(async {
-        let nested_runner = async {
-            let g1 = Group::new();
-            g1.spawn(fail_after(ms(300))).unwrap().detach();
-            if let Err(cancelled) = catch_cancel(sleep(secs(10))).await {
-                sleep(ms(500)).await;
-                cancelled.raise::<()>().await;
-            }
-            g1.join().await
-        };
-        let r = create_task(async move { create_task(nested_runner).await });
-        sleep(ms(100)).await;
-        assert!(!r.done());
-        r.cancel();
-        r.await
+        let r = create_task(async { create_task(crash_soon_runner()).await });
+        cancel_after_100ms(r, None).await
     })
     .unwrap();
     assert!(outcome.unwrap_err().is_cancelled());
@@ -364,10 +349,7 @@ fn taskgroup_17() {
             }
             g.join().await
         });
-        sleep(ms(100)).await;
-        assert!(!r.done());
-        r.cancel();
-        (r.await, num.get())
+        (cancel_after_100ms(r, None).await, num.get())
     })
     .unwrap();
     assert!(outcome.unwrap_err().is_cancelled());

@@ -26,6 +26,30 @@ fn cancelled(message: Option<&str>) -> TaskError {
     })
 }
 
+/// Runs `lp` until `task` is done and checks that it ended cancelled.
+#[track_caller]
+fn assert_ends_cancelled<T: std::fmt::Debug + 'static>(lp: &EventLoop, task: Task<T>) {
+    assert!(
+        lp.run_until_complete(task)
+            .unwrap()
+            .unwrap_err()
+            .is_cancelled()
+    );
+}
+
+/// CPython's closing checks of its cancel tests: the task ends cancelled, is done, and a further
+/// cancel() returns false.
+#[track_caller]
+fn assert_cancelled_for_good<T: std::fmt::Debug + 'static>(lp: &EventLoop, task: Task<T>) {
+    let any = task.any();
+    assert_eq!(
+        lp.run_until_complete(task).unwrap().map(drop),
+        Err(cancelled(None))
+    );
+    assert!(any.done() && any.cancelled());
+    assert!(!any.cancel());
+}
+
 // test_task_cancel_message_getter
 #[test]
 fn task_cancel_message_getter() {
@@ -341,10 +365,7 @@ fn cancel_yield() {
         .unwrap();
     run_briefly(&lp); // start the coroutine
     t.cancel();
-    let any = t.any();
-    assert_eq!(lp.run_until_complete(t).unwrap(), Err(cancelled(None)));
-    assert!(any.done() && any.cancelled());
-    assert!(!any.cancel());
+    assert_cancelled_for_good(&lp, t);
     lp.close().unwrap();
 }
 
@@ -366,12 +387,7 @@ fn cancel_inner_future() {
     run_briefly(&lp); // start the task
     f.cancel();
     let any = t.any();
-    assert!(
-        lp.run_until_complete(t)
-            .unwrap()
-            .unwrap_err()
-            .is_cancelled()
-    );
+    assert_ends_cancelled(&lp, t);
     assert!(f.cancelled());
     assert!(any.cancelled());
     lp.close().unwrap();
@@ -390,12 +406,7 @@ fn cancel_both_task_and_inner_future() {
     f.cancel();
     t.cancel();
     let any = t.any();
-    assert!(
-        lp.run_until_complete(t)
-            .unwrap()
-            .unwrap_err()
-            .is_cancelled()
-    );
+    assert_ends_cancelled(&lp, t);
     assert!(any.done());
     assert!(f.cancelled());
     assert!(any.cancelled());
@@ -477,10 +488,7 @@ fn cancel_current_task() {
         })
         .unwrap();
     assert!(!t.cancelled());
-    let any = t.any();
-    assert_eq!(lp.run_until_complete(t).unwrap(), Err(cancelled(None)));
-    assert!(any.done() && any.cancelled());
-    assert!(!any.cancel());
+    assert_cancelled_for_good(&lp, t);
     assert_eq!(lp.time(), start, "no time passed");
     lp.close().unwrap();
 }
@@ -495,10 +503,7 @@ fn cancel_at_end() {
             12
         })
         .unwrap();
-    let any = t.any();
-    assert_eq!(lp.run_until_complete(t).unwrap(), Err(cancelled(None)));
-    assert!(any.done() && any.cancelled());
-    assert!(!any.cancel());
+    assert_cancelled_for_good(&lp, t);
     lp.close().unwrap();
 }
 
@@ -521,12 +526,7 @@ fn cancel_awaited_task() {
         })
         .unwrap();
     let any = task.any();
-    assert!(
-        lp.run_until_complete(task)
-            .unwrap()
-            .unwrap_err()
-            .is_cancelled()
-    );
+    assert_ends_cancelled(&lp, task);
     assert!(any.cancelled());
     assert!(nested.borrow().as_ref().unwrap().cancelled());
     assert!(fut.cancelled());
@@ -810,12 +810,7 @@ fn task_cancel_waiter_future() {
     run_briefly(&lp);
     task.cancel();
     run_briefly(&lp);
-    assert!(
-        lp.run_until_complete(task)
-            .unwrap()
-            .unwrap_err()
-            .is_cancelled()
-    );
+    assert_ends_cancelled(&lp, task);
     assert!(fut.cancelled());
     lp.close().unwrap();
 }
@@ -907,6 +902,16 @@ fn yield_future_passes_cancel() {
     lp.close().unwrap();
 }
 
+/// Cancels `outer` once it waits, checks that it ends cancelled, then releases `waiter` for what
+/// it left running.
+fn cancel_outer_then_release(lp: &EventLoop, outer: Task<()>, waiter: &evloop::LoopFuture<()>) {
+    run_briefly(lp);
+    outer.cancel();
+    assert_ends_cancelled(lp, outer);
+    waiter.set_result(()).unwrap();
+    run_briefly(lp);
+}
+
 // test_yield_wait_does_not_shield_cancel: cancelling outer() makes wait() return early and
 // leaves inner() running.
 #[test]
@@ -926,16 +931,7 @@ fn yield_wait_does_not_shield_cancel() {
             p_outer.set(p_outer.get() + 100);
         })
         .unwrap();
-    run_briefly(&lp);
-    f.cancel();
-    assert!(
-        lp.run_until_complete(f)
-            .unwrap()
-            .unwrap_err()
-            .is_cancelled()
-    );
-    waiter.set_result(()).unwrap();
-    run_briefly(&lp);
+    cancel_outer_then_release(&lp, f, &waiter);
     assert_eq!(proof.get(), 1);
     lp.close().unwrap();
 }
@@ -1063,16 +1059,7 @@ fn shield_effect() {
             p_outer.set(p_outer.get() + 100);
         })
         .unwrap();
-    run_briefly(&lp);
-    f.cancel();
-    assert!(
-        lp.run_until_complete(f)
-            .unwrap()
-            .unwrap_err()
-            .is_cancelled()
-    );
-    waiter.set_result(()).unwrap();
-    run_briefly(&lp);
+    cancel_outer_then_release(&lp, f, &waiter);
     assert_eq!(proof.get(), 1);
     lp.close().unwrap();
 }
