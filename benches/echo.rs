@@ -7,6 +7,9 @@
 //! reads the server process's CPU time from /proc and prints the CPU time per request, because
 //! the client is usually the bottleneck.
 
+#[path = "cpu_time.rs"]
+mod cpu_time;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -136,18 +139,7 @@ impl Bench {
 
     /// The server's CPU time (user + system) so far, from /proc.
     fn server_cpu(&self) -> Duration {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
-        let fields: Vec<&str> = stat
-            .rsplit(')')
-            .next()
-            .unwrap()
-            .split_whitespace()
-            .collect();
-        // After the command name: state is field 3, utime 14 and stime 15 (1-based).
-        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-        // SAFETY: sysconf has no preconditions.
-        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
-        Duration::from_nanos(ticks * 1_000_000_000 / hz)
+        cpu_time::cpu_time(self.child.id())
     }
 }
 

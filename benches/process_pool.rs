@@ -42,7 +42,7 @@ fn main() {
     }
     evloop_process_pool::init();
     // `cargo bench` passes `--bench`; a filter argument other than that is not supported.
-    let n = num_cpus::get().max(2);
+    let n = evloop_thread_pool::process_cpu_count().max(2);
     let pool = ProcessPool::builder().max_workers(n).build().unwrap();
     for f in (0..100)
         .map(|i| pool.submit(trivial, i).unwrap())

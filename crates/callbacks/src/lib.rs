@@ -37,6 +37,7 @@ mod context;
 mod handle;
 mod ready;
 mod remote;
+mod sync;
 mod timers;
 
 pub use context::{Context, ContextError, ContextVar, Scope, Snapshot, Token, copy_context};

@@ -1,22 +1,37 @@
-//! A TCP echo server and client on evloop.
+//! A TCP echo server and client on evloop, at each of its three levels.
 //!
 //! ```text
-//! cargo run --release -p evloop --example echo -- server 127.0.0.1:7000
+//! cargo run --release -p evloop --example echo -- server 127.0.0.1:7000             # sockets
+//! cargo run --release -p evloop --example echo -- server 127.0.0.1:7000 --protocol  # transports
+//! cargo run --release -p evloop --example echo -- server 127.0.0.1:7000 --streams   # streams
 //! cargo run --release -p evloop --example echo -- client 127.0.0.1:7000 50 100000
 //! printf 'hello\n' | nc -q1 127.0.0.1 7000      # or load it with any TCP tool
 //! ```
 //!
-//! The server accepts connections forever, one task per connection, and writes back whatever it
-//! reads. The client opens N connections and makes each do request/response round trips of 64
-//! bytes, then prints the requests per second.
+//! The server runs until killed and writes back whatever it reads, with TCP_NODELAY on:
+//! - by default, one task per connection on the async sockets (`read`, then `write_all`);
+//! - with `--protocol`, asyncio's `Protocol` whose `data_received` calls `transport.write`
+//!   (no task at all: the callback runs from the reactor's readiness);
+//! - with `--streams`, asyncio's `start_server` with `read(16384)`, `write`, `drain`.
+//!
+//! These are the peers' workload-7 servers (see /work/shared/peers/README.md); a trailing
+//! bare port number (`server --protocol 7000`) is accepted as the address, as the peers'
+//! harness passes it. The client opens N connections and makes each do request/response
+//! round trips of 64 bytes, then prints the requests per second.
 
 use std::time::Instant;
 
 use evloop::net::{TcpListener, TcpStream};
+use evloop::streams::{self, StreamReader, StreamWriter};
+use evloop::transport::{Protocol, Transport};
+use evloop::{NetExt, ServeOptions};
 
-async fn serve(addr: String) -> std::io::Result<()> {
+async fn serve_sockets(addr: String) -> std::io::Result<()> {
     let listener = TcpListener::bind(addr.as_str())?;
-    println!("echo server listening on {}", listener.local_addr()?);
+    println!(
+        "echo server (sockets) listening on {}",
+        listener.local_addr()?
+    );
     loop {
         let (stream, _peer) = listener.accept().await?;
         evloop::create_task(async move {
@@ -35,6 +50,57 @@ async fn serve(addr: String) -> std::io::Result<()> {
         })
         .detach();
     }
+}
+
+/// asyncio's echo protocol: `data_received` writes the data back.
+#[derive(Default)]
+struct Echo {
+    transport: Option<Transport>,
+}
+
+impl Protocol for Echo {
+    fn connection_made(&mut self, transport: &Transport) {
+        self.transport = Some(transport.clone());
+    }
+
+    fn data_received(&mut self, data: &[u8]) {
+        if let Some(transport) = &self.transport {
+            let _ = transport.write(data);
+        }
+    }
+}
+
+fn split(addr: &str) -> (String, u16) {
+    let (host, port) = addr.rsplit_once(':').unwrap_or(("127.0.0.1", addr));
+    (host.to_owned(), port.parse().expect("a port number"))
+}
+
+async fn serve_protocol(addr: String) -> std::io::Result<()> {
+    let (host, port) = split(&addr);
+    let lp = evloop::get_running_loop().map_err(std::io::Error::other)?;
+    let options = ServeOptions::new().backlog(1024);
+    let server = lp
+        .create_server(Echo::default, Some(&host), port, options)
+        .await?;
+    println!("echo server (protocol) listening on {:?}", server.sockets());
+    server.serve_forever().await.map_err(std::io::Error::other)
+}
+
+async fn echo_stream(reader: StreamReader, writer: StreamWriter) {
+    while let Ok(data) = reader.read(16 * 1024).await {
+        if data.is_empty() || writer.write(&data).is_err() || writer.drain().await.is_err() {
+            break;
+        }
+    }
+    writer.close();
+}
+
+async fn serve_streams(addr: String) -> std::io::Result<()> {
+    let (host, port) = split(&addr);
+    let options = ServeOptions::new().backlog(1024);
+    let server = streams::start_server_with(echo_stream, Some(&host), port, options).await?;
+    println!("echo server (streams) listening on {:?}", server.sockets());
+    server.serve_forever().await.map_err(std::io::Error::other)
 }
 
 async fn client(addr: String, connections: usize, requests: usize) -> std::io::Result<()> {
@@ -70,20 +136,41 @@ async fn client(addr: String, connections: usize, requests: usize) -> std::io::R
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let mode = args.first().map(String::as_str).unwrap_or("server");
-    let addr = args
+    let flags: Vec<&str> = args
+        .iter()
+        .map(String::as_str)
+        .filter(|a| a.starts_with("--"))
+        .collect();
+    let plain: Vec<&str> = args
+        .iter()
+        .map(String::as_str)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let mode = plain.first().copied().unwrap_or("server");
+    let addr = plain
         .get(1)
-        .cloned()
+        .map(|a| {
+            if a.contains(':') {
+                (*a).to_owned()
+            } else {
+                format!("127.0.0.1:{a}")
+            }
+        })
         .unwrap_or_else(|| "127.0.0.1:7000".to_owned());
-    let outcome = match mode {
-        "server" => evloop::run(serve(addr)),
-        "client" => {
-            let connections = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(50);
-            let requests = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(100_000);
+    let outcome = match (mode, flags.as_slice()) {
+        ("server", []) => evloop::run(serve_sockets(addr)),
+        ("server", ["--protocol"]) => evloop::run(serve_protocol(addr)),
+        ("server", ["--streams"]) => evloop::run(serve_streams(addr)),
+        ("client", []) => {
+            let connections = plain.get(2).and_then(|s| s.parse().ok()).unwrap_or(50);
+            let requests = plain.get(3).and_then(|s| s.parse().ok()).unwrap_or(100_000);
             evloop::run(client(addr, connections, requests))
         }
-        other => {
-            eprintln!("usage: echo server|client [addr] [connections] [requests] (not {other:?})");
+        _ => {
+            eprintln!(
+                "usage: echo server [addr|port] [--protocol|--streams]\n       \
+                 echo client [addr] [connections] [requests]"
+            );
             std::process::exit(2);
         }
     };

@@ -95,6 +95,10 @@ impl Cancellable for GatherChildren {
             child.add_done_callback(move || wake());
         }
     }
+
+    fn awaited(&self) -> crate::dump::Awaited {
+        crate::dump::Awaited::Gather(self.children.iter().map(AnyTask::id).collect())
+    }
 }
 
 /// One child of a gather: its task until it finishes, then its outcome.

@@ -1,7 +1,7 @@
 //! The facade's error types: how a task, a future or `run()` can end other than with a value.
 
 use std::fmt;
-use std::rc::Rc;
+use std::sync::Arc;
 
 pub use evloop_reactor::{LoopError, Panic};
 
@@ -112,9 +112,10 @@ pub enum FutureError {
     /// It was cancelled.
     #[error("{0}")]
     Cancelled(Cancelled),
-    /// An error was set on it with `set_error`.
+    /// An error was set on it with `set_error`. Shared (every awaiter gets a clone) and
+    /// `Send + Sync`, so a `FutureError` goes into `anyhow::Error` or across threads.
     #[error("{0}")]
-    Failed(Rc<dyn std::error::Error>),
+    Failed(Arc<dyn std::error::Error + Send + Sync>),
     /// Its result was asked for too early.
     #[error("{0}")]
     InvalidState(InvalidState),
@@ -186,9 +187,14 @@ pub enum ExecutorError {
     #[error("Executor shutdown has been called")]
     ExecutorShutdown,
     /// The thread pool refused the job, or (for `to_thread`) the job was cancelled or panicked.
+    #[cfg(feature = "thread-pool")]
     #[error(transparent)]
     Job(#[from] evloop_thread_pool::JobError),
     /// The process pool refused the job.
+    #[cfg(feature = "process-pool")]
     #[error(transparent)]
     Process(#[from] evloop_process_pool::ProcessPoolError),
+    /// A user [`Executor`](crate::Executor) refused the job, for the reason given.
+    #[error("{0}")]
+    Rejected(String),
 }

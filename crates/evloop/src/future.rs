@@ -27,6 +27,8 @@ type DoneCallback<T> = Box<dyn FnOnce(&LoopFuture<T>)>;
 
 struct Inner<T> {
     lp: EventLoop,
+    /// Where it was made (`create_future`'s caller): the task dump's "suspended at".
+    created_at: &'static std::panic::Location<'static>,
     state: State<T>,
     waiters: Vec<Waker>,
     callbacks: Vec<DoneCallback<T>>,
@@ -59,10 +61,12 @@ impl<T> Clone for LoopFuture<T> {
 }
 
 impl<T: 'static> LoopFuture<T> {
+    #[track_caller]
     pub(crate) fn new(lp: &EventLoop) -> LoopFuture<T> {
         LoopFuture {
             inner: Rc::new(RefCell::new(Inner {
                 lp: lp.clone(),
+                created_at: std::panic::Location::caller(),
                 state: State::Pending,
                 waiters: Vec::new(),
                 callbacks: Vec::new(),
@@ -89,8 +93,11 @@ impl<T: 'static> LoopFuture<T> {
     }
 
     /// Sets an error; "invalid state" if the future is already done.
-    pub fn set_error(&self, error: impl std::error::Error + 'static) -> Result<(), InvalidState> {
-        self.complete(Err(FutureError::Failed(Rc::new(error))))
+    pub fn set_error(
+        &self,
+        error: impl std::error::Error + Send + Sync + 'static,
+    ) -> Result<(), InvalidState> {
+        self.complete(Err(FutureError::Failed(std::sync::Arc::new(error))))
     }
 
     /// Cancels the future; false if it is already done.
@@ -239,6 +246,13 @@ impl<T: 'static> Cancellable for RefCell<Inner<T>> {
                 drop(inner);
                 let _ = lp.call_soon(move || wake());
             }
+        }
+    }
+
+    fn awaited(&self) -> crate::dump::Awaited {
+        crate::dump::Awaited::Future {
+            what: format!("LoopFuture<{}>", std::any::type_name::<T>()),
+            made_at: self.borrow().created_at,
         }
     }
 }

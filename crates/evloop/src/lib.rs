@@ -9,7 +9,10 @@
 //! synchronization primitives and queues ([`sync`], [`queue`]). Blocking and
 //! CPU-bound work goes to executors wired to the loop ([`ExecutorExt::run_in_executor`],
 //! [`to_thread`], [`ExecutorExt::run_in_process_pool`]) on the standalone thread and process
-//! pools, re-exported here as [`ThreadPoolExecutor`] and [`ProcessPool`].
+//! pools, re-exported here as [`ThreadPoolExecutor`] and [`ProcessPool`]. Networking comes at
+//! asyncio's two levels: [`streams`] (`open_connection`, `start_server`, `StreamReader`,
+//! `StreamWriter`) and [`transport`]s with protocols, with names resolved on the default
+//! executor ([`NetExt::getaddrinfo`]) and TLS on rustls ([`tls`]).
 //!
 //! ```
 //! use std::time::Duration;
@@ -29,36 +32,85 @@
 //!
 //! See `docs/asyncio-mapping.md` in the repository for every asyncio API and its counterpart.
 
+// What each Cargo feature adds (all on by default; `--no-default-features` is the bare loop with
+// tasks, futures, timers, `run()` and the combinators):
+// `thread-pool`: `executor` (run_in_executor, to_thread, the default executor),
+//     `run_coroutine_threadsafe`, `thread_pool`; `process-pool` (needs it): `ProcessPool`,
+//     `run_in_process_pool`, the worker entry check; `net` (needs `thread-pool`): `net` (sockets),
+//     `transport`, `streams`, `tls`, `NetExt`, name resolution; `signal`:
+//     `SignalStream`, `SignalError` and Ctrl-C handling in `run()`; `process` (needs `signal`):
+//     `process` (subprocesses); `hyper`, `tokio-io` (off by default): `compat`.
 mod combinators;
+pub mod compat;
+mod dump;
+mod entry;
 mod error;
+#[cfg(feature = "thread-pool")]
+pub mod executor;
+#[cfg(not(feature = "thread-pool"))]
+#[path = "executor_off.rs"]
 mod executor;
 mod future;
+#[cfg(feature = "net")]
+mod network;
 pub mod queue;
+#[cfg(feature = "net")]
+mod resolve;
 mod runner;
+#[cfg(feature = "signal")]
 mod sigint;
+#[cfg(not(feature = "signal"))]
+#[path = "sigint_off.rs"]
+mod sigint;
+#[cfg(feature = "signal")]
+mod signals;
+#[cfg(feature = "net")]
+pub mod streams;
 pub mod sync;
 mod task;
 mod task_group;
+#[cfg(feature = "thread-pool")]
+mod threadsafe;
 mod time;
+#[cfg(feature = "net")]
+pub mod tls;
 
 pub use combinators::{
     EmptyWait, Gather, GatherSettled, ReturnWhen, Shield, gather, gather_settled, shield, wait,
 };
+pub use dump::{Awaited, TaskDump, TaskEntry, task_dump};
 pub use error::{
     Cancelled, ExecutorError, FutureError, InvalidState, LoopError, Panic, RunError, TaskError,
     TimeoutError,
 };
+pub use evloop_macros::{main, test};
+#[cfg(feature = "process-pool")]
 pub use evloop_process_pool::{ProcessPool, ProcessPoolError};
+#[cfg(feature = "signal")]
+pub use evloop_reactor::SignalError;
+#[cfg(feature = "net")]
+pub use evloop_reactor::net;
+#[cfg(feature = "process")]
+pub use evloop_reactor::process;
+#[cfg(feature = "net")]
+pub use evloop_reactor::transport;
 pub use evloop_reactor::{
     Builder, ClockHold, ContextVar, EventLoop, ExceptionContext, ExceptionHandler, Handle,
-    RemoteHandle, TimerHandle, copy_context, default_exception_handler, get_running_loop,
+    RemoteHandle, Severity, TimerHandle, copy_context, default_exception_handler, get_running_loop,
 };
-pub use evloop_reactor::{SignalError, net, process};
+#[cfg(feature = "thread-pool")]
 pub use evloop_thread_pool::{JobError, ThreadPoolExecutor};
-pub use executor::{ExecutorExt, ExecutorFuture, to_thread};
+#[cfg(feature = "thread-pool")]
+pub use executor::{Executor, ExecutorExt, ExecutorFuture, to_thread};
 pub use future::LoopFuture;
+#[cfg(feature = "net")]
+pub use network::{ConnectOptions, NetExt, ServeOptions};
 pub use queue::{LifoQueue, PriorityQueue, Queue, QueueEmpty, QueueFull, QueueShutDown};
-pub use runner::{LoopExt, Runner, run};
+#[cfg(feature = "net")]
+pub use resolve::{AddrInfo, AddrInfoHints, ResolveError};
+pub use runner::{LoopExt, Runner, run, run_with};
+#[cfg(feature = "signal")]
+pub use signals::SignalStream;
 pub use sync::{
     Barrier, BoundedSemaphore, BrokenBarrierError, Condition, Event, Lock, Semaphore, ValueError,
 };
@@ -67,6 +119,8 @@ pub use task::{
     create_task_with_context, current_task,
 };
 pub use task_group::{ChildError, SpawnError, TaskGroup, TaskGroupError};
+#[cfg(feature = "thread-pool")]
+pub use threadsafe::{ThreadsafeFuture, run_coroutine_threadsafe};
 pub use time::{Sleep, Timeout, YieldNow, sleep, sleep_until, timeout, wait_for, yield_now};
 
 /// Context variables (Python's `contextvars` module): [`ContextVar`],
@@ -106,26 +160,26 @@ pub mod layers {
 }
 
 /// The thread pool crate (`evloop-thread-pool`): builder, futures, `as_completed`.
+#[cfg(feature = "thread-pool")]
 pub use evloop_thread_pool as thread_pool;
 
 /// The process pool crate (`evloop-process-pool`): builder, `init()`, `test_worker!()`.
+#[cfg(feature = "process-pool")]
 pub use evloop_process_pool as process_pool;
 
 /// What most programs import: `use evloop::prelude::*;`.
 pub mod prelude {
-    pub use crate::{
-        EventLoop, ExecutorExt, LoopExt, Task, TaskError, create_task, run, sleep, to_thread,
-    };
+    #[cfg(feature = "net")]
+    pub use crate::NetExt;
+    pub use crate::{EventLoop, LoopExt, Task, TaskError, create_task, run, sleep};
+    #[cfg(feature = "thread-pool")]
+    pub use crate::{ExecutorExt, to_thread};
 }
-
-/// The workspace README's examples, compiled and run as doc tests so they stay true.
-#[cfg(doctest)]
-#[doc = include_str!("../../../README.md")]
-pub struct WorkspaceReadmeDoctests;
 
 #[doc(hidden)]
 pub mod __private {
     pub use crate::combinators::{GatherAll, GatherSlot};
+    pub use crate::entry::{register_test_worker, run_main, run_test, worker_entry_check};
 }
 
 /// This crate's README example, run as a doc test too.

@@ -128,6 +128,7 @@ impl LoopExt for EventLoop {
         run_spawned(self, task)
     }
 
+    #[track_caller]
     fn create_future<T: 'static>(&self) -> LoopFuture<T> {
         LoopFuture::new(self)
     }
@@ -182,13 +183,30 @@ where
     F: Future + 'static,
     F::Output: 'static,
 {
+    run_with(Runner::new(), main)
+}
+
+/// [`run`] on a configured [`Runner`] (asyncio's `run(main, debug=..., loop_factory=...)`):
+/// runs `main` on the runner's loop, then shuts down as `run` does.
+///
+/// ```
+/// let debug = evloop::run_with(evloop::Runner::new().debug(true), async {
+///     evloop::get_running_loop().unwrap().get_debug()
+/// });
+/// assert!(debug.unwrap());
+/// ```
+#[track_caller]
+pub fn run_with<F>(mut runner: Runner, main: F) -> Result<F::Output, RunError>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
     // The process pool's worker entry check comes before anything else: in a worker process
     // this never returns (the Rust form of `if __name__ == '__main__'`).
-    evloop_process_pool::init();
+    crate::entry::worker_entry_check();
     if EventLoop::running_id() != 0 {
         return Err(RunError::NestedRun);
     }
-    let mut runner = Runner::new();
     let outcome = runner.run(main);
     // As `with Runner() as r: return r.run(main)`: a failing clean-up replaces the outcome.
     let closed = runner.close();
@@ -257,9 +275,25 @@ impl Runner {
             .clone()
             .build()
             .map_err(|e| RunError::LoopCreation(e.to_string()))?;
-        self.lp = Some(lp.clone());
+        // The runner keeps the owning handle (its drop closes the loop) and lends out clones.
+        let handle = lp.clone();
+        self.lp = Some(lp);
         self.state = RunnerState::Initialized;
-        Ok(lp)
+        Ok(handle)
+    }
+
+    /// Runs the loop in debug mode, or not, whatever `EVLOOP_DEBUG` says (asyncio's
+    /// `Runner(debug=...)`): slow callbacks are reported, and so are tasks' creation sites in
+    /// reports. Has no effect once the loop exists.
+    ///
+    /// ```
+    /// let mut runner = evloop::Runner::new().debug(true);
+    /// let debug = runner.run(async { evloop::get_running_loop().unwrap().get_debug() });
+    /// assert!(debug.unwrap());
+    /// ```
+    pub fn debug(mut self, on: bool) -> Runner {
+        self.builder = self.builder.clone().debug(on);
+        self
     }
 
     /// The runner's loop (created now if it does not exist yet).

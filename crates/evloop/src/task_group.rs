@@ -263,6 +263,10 @@ impl<E: 'static> Cancellable for GroupState<E> {
             child.add_done_callback(move || wake());
         }
     }
+
+    fn awaited(&self) -> crate::dump::Awaited {
+        crate::dump::Awaited::TaskGroup(self.children.borrow().iter().map(AnyTask::id).collect())
+    }
 }
 
 impl<E: 'static> Future for JoinAll<E> {

@@ -10,6 +10,8 @@ use std::process::{Child, ChildStdout, Command, Stdio};
 
 use evloop::RunError;
 
+mod common;
+
 const MODE_ENV: &str = "EVLOOP_CTRL_C_MODE";
 
 /// The example itself: the test drives exactly the program a user runs.
@@ -130,7 +132,7 @@ fn main() {
     if let Ok(mode) = std::env::var(MODE_ENV) {
         return program(mode);
     }
-    let tests: [(&str, fn()); 6] = [
+    let tests: [common::NamedTest; 6] = [
         (
             "first_ctrl_c_cancels_main_and_run_reports_the_interruption",
             first_ctrl_c_cancels_main_and_run_reports_the_interruption,
@@ -156,31 +158,5 @@ fn main() {
             run_off_the_main_thread_leaves_sigint_alone,
         ),
     ];
-    // Enough of libtest's command line for cargo test and cargo nextest: `--list` (terse
-    // format; nothing is ignored), name filters, `--exact`.
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.iter().any(|a| a == "--list") {
-        if !args.iter().any(|a| a == "--ignored") {
-            for (name, _) in &tests {
-                println!("{name}: test");
-            }
-        }
-        return;
-    }
-    let exact = args.iter().any(|a| a == "--exact");
-    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
-    for (name, test) in tests {
-        let selected = filters.is_empty()
-            || filters.iter().any(|f| {
-                if exact {
-                    name == f.as_str()
-                } else {
-                    name.contains(f.as_str())
-                }
-            });
-        if selected {
-            test();
-            println!("test {name} ... ok");
-        }
-    }
+    common::run_named_tests(&tests);
 }

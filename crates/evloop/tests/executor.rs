@@ -113,10 +113,10 @@ fn c1_cancel_before_start() {
     let flag = ran.clone();
     let outcome = evloop::run(async move {
         let lp = evloop::get_running_loop().unwrap();
-        let busy = lp.run_in_executor(Some(&pool), blocker).unwrap();
+        let busy = lp.run_in_executor(&pool, blocker).unwrap();
         started.recv_timeout(PATIENCE).unwrap();
         let queued = lp
-            .run_in_executor(Some(&pool), move || flag.store(true, Ordering::SeqCst))
+            .run_in_executor(&pool, move || flag.store(true, Ordering::SeqCst))
             .unwrap();
         assert_eq!(queued.state(), JobState::Pending);
         assert!(queued.cancel());
@@ -141,11 +141,11 @@ fn c1_dropping_the_future_cancels_a_queued_job() {
     let (flag, shared) = (ran.clone(), pool.clone());
     evloop::run(async move {
         let lp = evloop::get_running_loop().unwrap();
-        let busy = lp.run_in_executor(Some(&shared), blocker).unwrap();
+        let busy = lp.run_in_executor(&shared, blocker).unwrap();
         started.recv_timeout(PATIENCE).unwrap();
         let waiter = evloop::create_task(async move {
             let lp = evloop::get_running_loop().unwrap();
-            let job = lp.run_in_executor(Some(&shared), move || flag.store(true, Ordering::SeqCst));
+            let job = lp.run_in_executor(&shared, move || flag.store(true, Ordering::SeqCst));
             job.unwrap().await
         });
         // One step for the waiter: it submits its job, which queues behind the busy one.
@@ -197,7 +197,7 @@ fn c1_result_after_close_is_dropped_silently() {
     let lp = EventLoop::new().unwrap();
     let reports = recording_handler(&lp);
     let (go, started, blocker) = gate();
-    let job = lp.run_in_executor(Some(&pool), blocker).unwrap();
+    let job = lp.run_in_executor(&pool, blocker).unwrap();
     let waiter = lp.create_task(job).unwrap();
     lp.run_until_complete(async move {
         while started.try_recv().is_err() {
@@ -280,7 +280,7 @@ fn c2_set_default_executor_and_the_shutdown_flag() {
         lp.shutdown_default_executor(None).await;
         lp.set_default_executor(ThreadPoolExecutor::new());
         let refused = lp.run_in_executor(None, || ()).unwrap_err();
-        let explicit = lp.run_in_executor(Some(&old), || 5).unwrap().await;
+        let explicit = lp.run_in_executor(&old, || 5).unwrap().await;
         (refused, explicit)
     })
     .unwrap();

@@ -228,6 +228,30 @@ fn subprocess_outlives() {
 }
 
 #[test]
+fn streams_echo() {
+    let lines = run_scenario("streams-echo");
+    assert_eq!(lines.len(), 7, "{lines:?}");
+    assert!(
+        lines[0].starts_with("Serving on ('127.0.0.1', "),
+        "{lines:?}"
+    );
+    assert_eq!(lines[1], "Send: 'Hello World!'");
+    assert!(
+        lines[2].starts_with("Received 'Hello World!' from ('127.0.0.1', "),
+        "{lines:?}"
+    );
+    assert_eq!(
+        &lines[3..],
+        [
+            "Send: 'Hello World!'",
+            "Close the connection",
+            "Received: 'Hello World!'",
+            "Close the connection"
+        ]
+    );
+}
+
+#[test]
 fn queue_join() {
     // CPython's lines for examples/tour/python/queue_join.py (the asyncio docs' Queue example).
     assert_eq!(

@@ -97,6 +97,8 @@ fn an_event_wait_that_times_out_leaves_no_waiter_behind() {
     .unwrap();
 }
 
+/// Leaks on purpose (a run that fails makes `vrun_within` forget its runner), so `cargo xtask
+/// asan` excludes it by name from the LeakSanitizer run.
 #[test]
 fn a_primitive_is_bound_to_the_loop_it_was_first_waited_on() {
     let event = Event::new();
@@ -558,6 +560,8 @@ fn wait_for_returns_once_the_predicate_holds() {
     .unwrap();
 }
 
+/// Leaks on purpose (a run that fails makes `vrun_within` forget its runner), so `cargo xtask
+/// asan` excludes it by name from the LeakSanitizer run.
 #[test]
 fn a_guard_of_another_lock_is_refused() {
     let outcome = vrun_within(DAY, async {

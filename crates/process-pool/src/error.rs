@@ -19,7 +19,8 @@ pub const POOL_NOT_USABLE: &str =
 /// ```
 /// use evloop_process_pool::{Broken, TERMINATED_ABRUPTLY};
 /// let broken = Broken::new(TERMINATED_ABRUPTLY, Some("initializer failed".into()));
-/// assert_eq!(broken.to_string(), TERMINATED_ABRUPTLY);
+/// assert_eq!(broken.to_string(), format!("{TERMINATED_ABRUPTLY} (initializer failed)"));
+/// assert_eq!(broken.message(), TERMINATED_ABRUPTLY);
 /// assert_eq!(broken.cause(), Some("initializer failed"));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,9 +63,15 @@ impl Broken {
     }
 }
 
+/// The Python text, then the cause in parentheses when known (Python shows it as the chained
+/// `__cause__`; a Rust error has one line to say it).
 impl fmt::Display for Broken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.message)
+        f.write_str(self.message)?;
+        match &self.cause {
+            Some(cause) => write!(f, " ({cause})"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -109,6 +116,14 @@ pub enum ProcessPoolError {
     /// A worker process could not be started.
     #[error("cannot start a worker process: {0}")]
     Spawn(String),
+    /// A pool was built in a process started as a pool worker: its `main` creates a pool before
+    /// calling [`init`](crate::init), so every worker would start workers of its own.
+    #[error(
+        "this process was started as a process-pool worker, but its main creates a pool before \
+         calling evloop_process_pool::init(): call init() first thing in main, before anything \
+         that creates a pool (evloop::run() calls it for you)"
+    )]
+    InitMissing,
 }
 
 impl From<evloop_thread_pool::future::Cancelled> for ProcessPoolError {

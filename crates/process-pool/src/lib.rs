@@ -23,7 +23,19 @@
 //! compile). A function is sent as the offset of a monomorphized trampoline from a function of
 //! this crate, valid because the worker runs the very same executable (checked by inode before the
 //! first job), with the trampoline's type name checked on arrival. See the `trampoline` module's
-//! docs (and the README) for why this is sound.
+//! docs (and the README) for why this is sound. The offset itself is not validated: the parent is
+//! trusted, and the channel is private to it and the worker. A secure-execution process (setuid,
+//! setgid, file capabilities) refuses to act as a worker.
+//!
+//! # When things go wrong
+//!
+//! A job whose argument or result is too large for the channel (see
+//! [`ProcessPoolBuilder::max_message_bytes`]) or cannot be encoded fails alone with
+//! [`ProcessPoolError::Serialization`]. A worker that dies breaks the pool
+//! ([`ProcessPoolError::BrokenProcessPool`], whose text names the exit code or signal). A `main`
+//! that forgets [`init`] is caught both ways: a pool built in a worker process fails with
+//! [`ProcessPoolError::InitMissing`], and a worker that exits before its handshake breaks the pool
+//! with a cause naming `init()`.
 //!
 //! # The job channel
 //!
@@ -46,9 +58,11 @@
 //! }
 //! ```
 
+mod codec;
 mod error;
 mod pool;
 mod spawn;
+mod stream;
 pub mod testing;
 mod trampoline;
 mod wire;
@@ -57,6 +71,7 @@ mod worker;
 pub use error::{Broken, POOL_NOT_USABLE, ProcessPoolError, TERMINATED_ABRUPTLY};
 pub use evloop_thread_pool::future::Timeout;
 pub use pool::{MapResults, ProcessFuture, ProcessPool, ProcessPoolBuilder};
+pub use stream::MapStream;
 
 /// The worker entry check: call it first thing in `main`.
 ///

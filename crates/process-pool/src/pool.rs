@@ -65,7 +65,7 @@ impl<R: DeserializeOwned + Send + 'static> Job for Typed<R> {
     }
     fn finish(self: Box<Self>, outcome: Result<&[u8], ProcessPoolError>) {
         let result = outcome.and_then(|bytes| {
-            postcard::from_bytes(bytes).map_err(|e| {
+            crate::codec::decode(bytes).map_err(|e| {
                 ProcessPoolError::Serialization(format!("cannot decode the result: {e}"))
             })
         });
@@ -127,6 +127,15 @@ struct Shared {
     max_workers: usize,
     initializer: Option<(i64, &'static str)>,
     max_tasks: Option<u64>,
+    /// `max_message_bytes`: the largest encoded argument or result (frame body) of a job.
+    max_frame: usize,
+}
+
+thread_local! {
+    /// The pool (by the address of its `Shared`) whose reader thread this is, if any: a done
+    /// callback run by a reader may drop the last handle of its own pool, and that drop must
+    /// not wait for this very thread.
+    static READER_OF: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 /// Work to do once the state lock is released: frames to write (coalesced per worker) and jobs to
@@ -170,6 +179,7 @@ pub struct ProcessPoolBuilder {
     max_workers: Option<usize>,
     initializer: Option<(i64, &'static str)>,
     max_tasks_per_child: Option<usize>,
+    max_message_bytes: Option<usize>,
 }
 
 impl ProcessPoolBuilder {
@@ -214,14 +224,40 @@ impl ProcessPoolBuilder {
         self
     }
 
+    /// The largest encoded argument or result a job may have, in bytes (default and maximum:
+    /// 1 GiB). A job over it fails alone with [`ProcessPoolError::Serialization`] naming the size
+    /// and the limit; the pool goes on. 0 and values over 1 GiB are refused by `build`.
+    ///
+    /// ```no_run
+    /// # fn main() {
+    /// # evloop_process_pool::init();
+    /// use evloop_process_pool::ProcessPoolError;
+    /// let pool = evloop_process_pool::ProcessPool::builder()
+    ///     .max_message_bytes(1024)
+    ///     .build()
+    ///     .unwrap();
+    /// let err = pool.submit(|v: Vec<u8>| v.len(), vec![0; 4096]).unwrap().wait();
+    /// assert!(matches!(err, Err(ProcessPoolError::Serialization(m)) if m.contains("limit of")));
+    /// # }
+    /// ```
+    pub fn max_message_bytes(mut self, n: usize) -> Self {
+        self.max_message_bytes = Some(n);
+        self
+    }
+
     /// Checks the settings and creates the pool. No process starts until the first job.
+    ///
+    /// In a process started as a worker whose `main` did not call [`init`](crate::init) first,
+    /// this fails with [`ProcessPoolError::InitMissing`] rather than start workers of workers.
     ///
     /// ```
     /// let pool = evloop_process_pool::ProcessPool::builder().build().unwrap();
     /// assert!(pool.worker_pids().is_empty());
     /// ```
     pub fn build(self) -> Result<ProcessPool, ProcessPoolError> {
-        let max_workers = self.max_workers.unwrap_or_else(|| num_cpus::get().max(1));
+        let max_workers = self
+            .max_workers
+            .unwrap_or_else(evloop_thread_pool::process_cpu_count);
         if max_workers == 0 {
             return Err(ProcessPoolError::InvalidArgument(
                 "max_workers must be greater than 0",
@@ -231,6 +267,15 @@ impl ProcessPoolBuilder {
             return Err(ProcessPoolError::InvalidArgument(
                 "max_tasks_per_child must be >= 1",
             ));
+        }
+        let max_frame = self.max_message_bytes.unwrap_or(wire::MAX_FRAME);
+        if max_frame == 0 || max_frame > wire::MAX_FRAME {
+            return Err(ProcessPoolError::InvalidArgument(
+                "max_message_bytes must be between 1 and 1073741824 (1 GiB)",
+            ));
+        }
+        if std::env::var_os(spawn::ENV).is_some() {
+            return Err(ProcessPoolError::InitMissing);
         }
         Ok(ProcessPool {
             shared: Arc::new(Shared {
@@ -248,6 +293,7 @@ impl ProcessPoolBuilder {
                 max_workers,
                 initializer: self.initializer,
                 max_tasks: self.max_tasks_per_child.map(|n| n as u64),
+                max_frame,
             }),
         })
     }
@@ -440,8 +486,8 @@ impl ProcessPool {
                 name,
             },
         );
-        let encoded =
-            postcard::to_extend(arg, frame).map_err(|e| format!("cannot encode the argument: {e}"));
+        let encoded = crate::codec::encode(arg, frame)
+            .map_err(|e| format!("cannot encode the argument: {e}"));
         let (promise, future) = job_channel::<R, ProcessPoolError>();
         let mut outbox = Outbox::default();
         {
@@ -455,9 +501,13 @@ impl ProcessPool {
             if st.shutdown {
                 return Err(ProcessPoolError::Shutdown);
             }
+            let encoded = encoded.and_then(|mut frame| {
+                wire::finish_frame(&mut frame, start, self.shared.max_frame)
+                    .map(|()| frame)
+                    .map_err(|too| too.describe("the argument"))
+            });
             match encoded {
-                Ok(mut frame) => {
-                    wire::finish_frame(&mut frame, start);
+                Ok(frame) => {
                     st.queue.push_back(Queued {
                         id,
                         frame,
@@ -523,8 +573,12 @@ impl ProcessPool {
     }
 
     fn join(&self, deadline: Option<Instant>) -> Result<(), Timeout> {
+        // A done callback on one of our reader threads that drops the pool: that reader reaps
+        // its worker only after the callback returns, so wait for the others only.
+        let on_reader = READER_OF.with(|r| r.get()) == Arc::as_ptr(&self.shared) as usize;
+        let allowed = usize::from(on_reader);
         let mut st = self.shared.lock();
-        while st.live > 0 {
+        while st.live > allowed {
             st = match deadline {
                 None => self
                     .shared
@@ -543,12 +597,17 @@ impl ProcessPool {
                 }
             };
         }
+        let me = std::thread::current().id();
         let readers = std::mem::take(&mut st.readers);
         drop(st);
-        // Every process is reaped, so each reader is past its last use of the state.
-        readers.into_iter().for_each(|r| {
-            let _ = r.join();
-        });
+        // Every other process is reaped, so each other reader is past its last use of the
+        // state; our own thread (if we are a reader) finishes by itself.
+        readers
+            .into_iter()
+            .filter(|r| r.thread().id() != me)
+            .for_each(|r| {
+                let _ = r.join();
+            });
         Ok(())
     }
 }
@@ -570,9 +629,9 @@ impl Drop for ProcessPool {
 /// # }
 /// ```
 pub struct MapResults<R> {
-    futures: VecDeque<ProcessFuture<Vec<R>>>,
-    current: std::vec::IntoIter<R>,
-    failed: bool,
+    pub(crate) futures: VecDeque<ProcessFuture<Vec<R>>>,
+    pub(crate) current: std::vec::IntoIter<R>,
+    pub(crate) failed: bool,
 }
 
 impl<R> std::fmt::Debug for MapResults<R> {
@@ -687,9 +746,11 @@ impl Shared {
                     exe: spawn::exe_identity(),
                     initializer: self.initializer,
                     max_tasks: self.max_tasks,
+                    max_frame: self.max_frame as u64,
                 },
             );
-            wire::finish_frame(&mut hello, start);
+            wire::finish_frame(&mut hello, start, wire::MAX_FRAME)
+                .expect("a hello is a few dozen bytes");
             // The first frame on a fresh socket: it fits the empty buffer, so this cannot block,
             // and writing it here (under the state lock) puts it before any job.
             (&stream).write_all(&hello)?;
@@ -772,12 +833,14 @@ impl Shared {
 
     /// The reader thread of one worker: completes its jobs, refills it, and reaps it.
     fn read_worker(self: Arc<Self>, key: u64, stream: UnixStream) {
+        READER_OF.with(|r| r.set(Arc::as_ptr(&self) as usize));
         let mut reader = BufReader::with_capacity(64 * 1024, &stream);
         let mut body = Vec::new();
         let mut init_failure = None;
         let mut protocol_error = None;
+        let mut handshaken = false;
         loop {
-            match wire::read_frame(&mut reader, &mut body) {
+            match wire::read_frame(&mut reader, &mut body, self.max_frame) {
                 Ok(true) => {}
                 // A worker that died with jobs unread resets the connection: that is an EOF too.
                 Ok(false) => break,
@@ -795,8 +858,11 @@ impl Shared {
                 }
             };
             match msg {
-                FromWorker::Ready => {}
-                FromWorker::InitFailed(why) => init_failure = Some(why.to_owned()),
+                FromWorker::Ready => handshaken = true,
+                FromWorker::InitFailed(why) => {
+                    handshaken = true;
+                    init_failure = Some(why.to_owned());
+                }
                 FromWorker::Done { id, outcome } => {
                     let job = {
                         let mut st = self.lock();
@@ -850,19 +916,25 @@ impl Shared {
                 let _ = child.kill();
             }
         }
-        self.reap(key, init_failure.or(protocol_error));
+        let ended = match (init_failure, protocol_error) {
+            (Some(why), _) => Ended::InitFailed(why),
+            (None, Some(why)) => Ended::Broken(why),
+            (None, None) if !handshaken => Ended::BeforeHandshake,
+            (None, None) => Ended::Eof,
+        };
+        self.reap(key, ended);
     }
 
     /// After a worker's channel closed: reaps the process and decides whether its exit was expected
     /// (shutdown, `max_tasks_per_child`) or breaks the pool.
-    fn reap(self: &Arc<Self>, key: u64, why: Option<String>) {
+    fn reap(self: &Arc<Self>, key: u64, ended: Ended) {
         let (mut child, expected) = {
             let mut st = self.lock();
             let Some(at) = st.workers.iter().position(|w| w.key == key) else {
                 return;
             };
             let w = &mut st.workers[at];
-            let expected = why.is_none()
+            let expected = matches!(ended, Ended::Eof)
                 && w.running.is_empty()
                 && (w.closing || self.max_tasks.is_some_and(|max| w.sent >= max));
             let Some(child) = w.child.take() else { return };
@@ -881,16 +953,7 @@ impl Shared {
             }
             st.live -= 1;
             if !expected && st.broken.is_none() {
-                let cause = why.unwrap_or_else(|| match &status {
-                    Ok(s) => match (s.code(), s.signal()) {
-                        (Some(code), _) => format!("worker {} exited with code {code}", child.id()),
-                        (None, Some(sig)) => {
-                            format!("worker {} was killed by signal {sig}", child.id())
-                        }
-                        _ => format!("worker {} exited: {s}", child.id()),
-                    },
-                    Err(e) => format!("worker {} could not be reaped: {e}", child.id()),
-                });
+                let cause = ended.cause(child.id(), &status);
                 self.break_pool(&mut st, &mut outbox, cause);
             } else {
                 self.pump(&mut st, &mut outbox);
@@ -900,4 +963,69 @@ impl Shared {
         }
         outbox.flush();
     }
+}
+
+/// How a worker's channel ended, as its reader saw it.
+enum Ended {
+    /// A clean end of stream after the handshake.
+    Eof,
+    /// The worker's initializer (or its handshake check) failed with this message.
+    InitFailed(String),
+    /// The channel broke: garbage, a frame over the limit, or an end inside a frame.
+    Broken(String),
+    /// The worker went away before it said anything: it never reached [`init`](crate::init).
+    BeforeHandshake,
+}
+
+/// What a pool-breaking report names when the program forgot the entry check.
+pub(crate) const INIT_HINT: &str = "a program that uses a process pool must call \
+     evloop_process_pool::init() first thing in main, before anything that creates a pool \
+     (evloop::run() calls it for you; test binaries use evloop_process_pool::test_worker!())";
+
+impl Ended {
+    /// The cause a broken pool reports for a worker that ended this way with `status`.
+    fn cause(self, pid: u32, status: &std::io::Result<std::process::ExitStatus>) -> String {
+        let exit = match status {
+            Ok(s) => match (s.code(), s.signal()) {
+                (Some(code), _) => format!("worker {pid} exited with code {code}"),
+                (None, Some(sig)) => format!(
+                    "worker {pid} was killed by signal {sig}{}",
+                    signal_name(sig).map_or(String::new(), |n| format!(" ({n})"))
+                ),
+                _ => format!("worker {pid} exited: {s}"),
+            },
+            Err(e) => format!("worker {pid} could not be reaped: {e}"),
+        };
+        let died = status.as_ref().is_ok_and(|s| !s.success());
+        match self {
+            Ended::InitFailed(why) => why,
+            // A worker killed mid-frame breaks the channel too; its death is the real cause.
+            Ended::Broken(why) if died => format!("{exit} (the channel broke: {why})"),
+            Ended::Broken(why) => format!("the job channel of worker {pid} broke: {why}"),
+            // One that exits by itself before saying a word ran the program's main instead of
+            // the worker (a signal is just a kill, whoever sent it).
+            Ended::BeforeHandshake if status.as_ref().is_ok_and(|s| s.code().is_some()) => {
+                format!("{exit} before its handshake: {INIT_HINT}")
+            }
+            Ended::BeforeHandshake => exit,
+            Ended::Eof => exit,
+        }
+    }
+}
+
+/// The usual name of the signals that end workers, for reports.
+fn signal_name(sig: i32) -> Option<&'static str> {
+    Some(match sig {
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGILL => "SIGILL",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGINT => "SIGINT",
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGPIPE => "SIGPIPE",
+        _ => return None,
+    })
 }

@@ -51,7 +51,8 @@ pub(crate) fn new_token() -> u64 {
 }
 
 /// Moves `fd` above 2 if it is one of 0, 1, 2 (possible when this process started with stdin,
-/// stdout or stderr closed): the worker's stdio is set up after fork and would overwrite it.
+/// stdout or stderr closed): in the worker, stdio is set up after fork and would overwrite it;
+/// in the parent, output meant for stdout or stderr would land in the channel.
 fn above_stdio(fd: OwnedFd) -> io::Result<OwnedFd> {
     if fd.as_raw_fd() > 2 {
         return Ok(fd);
@@ -68,6 +69,9 @@ fn above_stdio(fd: OwnedFd) -> io::Result<OwnedFd> {
 /// Starts one worker and returns it with the parent's end of its channel.
 pub(crate) fn spawn(token: u64) -> io::Result<(Child, UnixStream)> {
     let (parent_end, child_end) = UnixStream::pair()?;
+    // Both ends: the parent's would otherwise become its own stdout or stderr once it has closed
+    // them, and its next `println!` would write into the channel.
+    let parent_end = UnixStream::from(above_stdio(parent_end.into())?);
     let child_end = above_stdio(child_end.into())?;
     let child_fd = child_end.as_raw_fd();
     let mut cmd = Command::new(exe_path()?);

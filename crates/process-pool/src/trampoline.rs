@@ -15,10 +15,21 @@
 //!   text segment and an offset between two functions of the image is the same in every process;
 //! - the offset was computed from a real `Trampoline` value in the parent, so it points at a function
 //!   of exactly the `Trampoline` signature;
-//! - as defence in depth every trampoline first compares the type name sent with the job with its own
-//!   and refuses a mismatch with an error (never UB), which also catches a corrupted frame;
+//! - every trampoline first compares the type name sent with the job with its own and refuses a
+//!   mismatch with an error, so a job that lands on the wrong trampoline fails cleanly;
 //! - `F` is zero-sized and the parent held a value of it, so `F` is inhabited and its one value has no
 //!   bytes: producing it in the worker from nothing gives the same value.
+//!
+//! What is *not* checked: that an offset points at a trampoline at all. The worker has no list of
+//! the trampolines its binary contains (they are monomorphized wherever a job type is used), so a
+//! frame with any other offset makes it jump to that address: a crash at best. The type-name check
+//! runs inside the trampoline, so it only helps once the jump has landed on one. **The parent is
+//! trusted**: the channel is a private socketpair held by the parent and this one worker only
+//! (close-on-exec everywhere else), and whoever can write to it already controls the parent. What
+//! keeps other processes out is the one-shot token (a stale or copied worker variable fails the
+//! handshake), the executable check, and the worker's refusal to start at all in a
+//! secure-execution process (setuid, setgid or file capabilities), whose environment belongs to
+//! its less privileged caller.
 //!
 //! The one thing this rules out is linking this crate as a Rust `dylib` separately from the
 //! function's crate (`-C prefer-dynamic`): the offset would then cross two images. The Rust default is
@@ -128,13 +139,12 @@ fn run<T>(f: impl FnOnce() -> T) -> Result<T, Failure> {
 }
 
 fn decode<A: DeserializeOwned>(input: &[u8]) -> Result<A, Failure> {
-    postcard::from_bytes(input)
+    crate::codec::decode(input)
         .map_err(|e| Failure::Serialization(format!("cannot decode the argument: {e}")))
 }
 
 fn encode<R: Serialize>(value: &R, out: &mut Vec<u8>) -> Result<(), Failure> {
-    postcard::to_io(value, &mut *out)
-        .map(drop)
+    crate::codec::encode_into(value, out)
         .map_err(|e| Failure::Serialization(format!("cannot encode the result: {e}")))
 }
 

@@ -26,8 +26,29 @@ static IN_JOB: AtomicBool = AtomicBool::new(false);
 /// Becomes a worker if this process was started as one; returns at once otherwise.
 pub(crate) fn check() {
     if let Some(value) = std::env::var_os(ENV) {
+        if secure_execution() {
+            refuse_secure_execution()
+        }
         enter(value)
     }
+}
+
+/// Whether the kernel started this process in secure-execution mode (setuid, setgid or file
+/// capabilities: `AT_SECURE`). Such a program runs with rights its caller lacks, so its
+/// environment is the caller's to choose and must not make it run code at offsets from a channel.
+fn secure_execution() -> bool {
+    // SAFETY: getauxval only reads the auxiliary vector the kernel gave this process; an unknown
+    // type returns 0.
+    unsafe { libc::getauxval(libc::AT_SECURE) != 0 }
+}
+
+fn refuse_secure_execution() -> ! {
+    eprintln!(
+        "evloop-process-pool: refusing to act as a pool worker: this process runs in \
+         secure-execution mode (setuid, setgid or file capabilities), and {ENV} comes from \
+         whoever started it"
+    );
+    std::process::exit(1)
 }
 
 fn enter(value: OsString) -> ! {
@@ -115,7 +136,8 @@ fn watch_parent(fd: RawFd) {
 fn send(writer: &mut impl Write, msg: &FromWorker<'_>) -> io::Result<()> {
     let mut buf = Vec::new();
     let start = wire::start_frame(&mut buf, msg);
-    wire::finish_frame(&mut buf, start);
+    wire::finish_frame(&mut buf, start, wire::MAX_FRAME)
+        .map_err(|too| invalid(too.describe("a control message")))?;
     writer.write_all(&buf)
 }
 
@@ -124,7 +146,7 @@ fn serve(value: &OsString) -> io::Result<()> {
     let mut reader = BufReader::with_capacity(64 * 1024, &stream);
     let mut writer = BufWriter::with_capacity(64 * 1024, &stream);
     let mut body = Vec::new();
-    if !wire::read_frame(&mut reader, &mut body)? {
+    if !wire::read_frame(&mut reader, &mut body, wire::MAX_FRAME)? {
         return Ok(()); // the pool went away before saying hello
     }
     let (hello, _): (ToWorker<'_>, _) = wire::split_body(&body)?;
@@ -133,6 +155,7 @@ fn serve(value: &OsString) -> io::Result<()> {
         exe,
         initializer,
         max_tasks,
+        max_frame,
     } = hello
     else {
         return Err(invalid("the first frame was not a hello"));
@@ -166,6 +189,7 @@ fn serve(value: &OsString) -> io::Result<()> {
         }
     }
     send(&mut writer, &FromWorker::Ready)?;
+    let limit = usize::try_from(max_frame).unwrap_or(usize::MAX);
     let mut done = 0u64;
     let mut out = Vec::new();
     loop {
@@ -177,7 +201,7 @@ fn serve(value: &OsString) -> io::Result<()> {
             writer.flush()?;
             wire::spin_until_readable(fd);
         }
-        if !wire::read_frame(&mut reader, &mut body)? {
+        if !wire::read_frame(&mut reader, &mut body, limit)? {
             break;
         }
         let (job, input): (ToWorker<'_>, _) = wire::split_body(&body)?;
@@ -197,6 +221,11 @@ fn serve(value: &OsString) -> io::Result<()> {
         IN_JOB.store(true, Ordering::SeqCst);
         let result = call(entry, name, input, &mut out);
         IN_JOB.store(false, Ordering::SeqCst);
+        // A result too large for the channel fails this job only, like one that cannot encode.
+        let result = result.and_then(|()| {
+            wire::finish_frame(&mut out, start, limit)
+                .map_err(|too| Failure::Serialization(too.describe("the result")))
+        });
         if let Err(failure) = result {
             let outcome = match &failure {
                 Failure::Panicked(m) => Outcome::Panicked(m),
@@ -204,8 +233,9 @@ fn serve(value: &OsString) -> io::Result<()> {
             };
             out.truncate(start);
             wire::start_frame(&mut out, &FromWorker::Done { id, outcome });
+            wire::finish_frame(&mut out, start, wire::MAX_FRAME)
+                .map_err(|too| invalid(too.describe("a job's error message")))?;
         }
-        wire::finish_frame(&mut out, start);
         writer.write_all(&out)?;
         done += 1;
     }

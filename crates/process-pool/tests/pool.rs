@@ -29,7 +29,7 @@ fn pool(workers: usize) -> ProcessPool {
 
 fn broken_text(result: Result<impl std::fmt::Debug, ProcessPoolError>) -> String {
     match result {
-        Err(ProcessPoolError::BrokenProcessPool(b)) => b.to_string(),
+        Err(ProcessPoolError::BrokenProcessPool(b)) => b.message().to_owned(),
         other => panic!("expected BrokenProcessPool, got {other:?}"),
     }
 }
@@ -97,6 +97,7 @@ impl<'de> Deserialize<'de> for Picky {
     }
 }
 
+/// Each failure names the direction, and the type's own message survives the codec.
 #[test]
 fn bad_arguments_and_results_fail_only_their_job() {
     let pool = pool(1);
@@ -107,7 +108,7 @@ fn bad_arguments_and_results_fail_only_their_job() {
         .wait()
         .unwrap_err();
     assert!(
-        matches!(&err, ProcessPoolError::Serialization(m) if m.contains("encode the argument")),
+        matches!(&err, ProcessPoolError::Serialization(m) if m == "cannot encode the argument: Picky refuses to serialize"),
         "{err}"
     );
     let err = pool
@@ -116,18 +117,18 @@ fn bad_arguments_and_results_fail_only_their_job() {
         .wait()
         .unwrap_err();
     assert!(
-        matches!(&err, ProcessPoolError::Serialization(m) if m.contains("decode the argument")),
+        matches!(&err, ProcessPoolError::Serialization(m) if m == "cannot decode the argument: Picky refuses 13"),
         "{err}"
     );
     let bad_result = |n: u32| Picky { ok: n != 0, n };
     let err = pool.submit(bad_result, 0).unwrap().wait().unwrap_err();
     assert!(
-        matches!(&err, ProcessPoolError::Serialization(m) if m.contains("encode the result")),
+        matches!(&err, ProcessPoolError::Serialization(m) if m == "cannot encode the result: Picky refuses to serialize"),
         "{err}"
     );
     let err = pool.submit(bad_result, 13).unwrap().wait().unwrap_err();
     assert!(
-        matches!(&err, ProcessPoolError::Serialization(m) if m.contains("decode the result")),
+        matches!(&err, ProcessPoolError::Serialization(m) if m == "cannot decode the result: Picky refuses 13"),
         "{err}"
     );
     assert_eq!(
@@ -158,9 +159,9 @@ fn works_after_the_parent_closed_stdin_and_stdout() {
     if !isolated("works_after_the_parent_closed_stdin_and_stdout") {
         return;
     }
-    // A daemon-like program closes stdin and stdout: the channel's socketpair then lands on fds
-    // 0 and 1, and the worker's end would double as its stdout (a println! would corrupt the
-    // channel) unless it is moved above 2.
+    // A daemon-like program closes stdin and stdout: a socketpair then lands on fds 0 and 1.
+    // The worker's end would double as its stdout, and the parent's end as the parent's own
+    // stdout, so a println! on either side would corrupt the channel, unless both move above 2.
     // SAFETY: closing fds 0 and 1 of this isolated test process; only stderr is used below.
     unsafe {
         libc::close(0);
@@ -168,6 +169,14 @@ fn works_after_the_parent_closed_stdin_and_stdout() {
     }
     let pool = pool(1);
     assert_eq!(pool.submit(noisy_square, 7).unwrap().wait().unwrap(), 49);
+    for fd in [0, 1] {
+        // SAFETY: F_GETFD only queries the descriptor table.
+        let open = unsafe { libc::fcntl(fd, libc::F_GETFD) } != -1;
+        assert!(!open, "fd {fd} was taken by the pool's channel");
+    }
+    // Bytes that would look like a frame if they reached the channel.
+    println!("\u{4}\0\0\0 the parent prints too");
+    assert_eq!(pool.submit(noisy_square, 8).unwrap().wait().unwrap(), 64);
 }
 
 #[test]
@@ -203,8 +212,9 @@ fn sigkill_mid_job_breaks_the_pool() {
         let err = f.wait().unwrap_err();
         match err {
             ProcessPoolError::BrokenProcessPool(b) => {
-                assert_eq!(b.to_string(), TERMINATED_ABRUPTLY);
-                assert!(b.cause().unwrap().contains("signal 9"), "{:?}", b.cause());
+                assert_eq!(b.message(), TERMINATED_ABRUPTLY);
+                assert!(b.cause().unwrap().contains("signal 9 (SIGKILL)"), "{b}");
+                assert!(b.to_string().ends_with("signal 9 (SIGKILL))"), "{b}");
             }
             other => panic!("{other:?}"),
         }
@@ -232,8 +242,12 @@ fn a_failing_initializer_breaks_the_pool() {
     let ProcessPoolError::BrokenProcessPool(b) = err else {
         panic!("{err:?}")
     };
-    assert_eq!(b.to_string(), TERMINATED_ABRUPTLY);
+    assert_eq!(b.message(), TERMINATED_ABRUPTLY);
     assert_eq!(b.cause(), Some("initializer exploded"));
+    assert_eq!(
+        b.to_string(),
+        format!("{TERMINATED_ABRUPTLY} (initializer exploded)")
+    );
     assert_eq!(broken_text(pool.submit(square, 1)), POOL_NOT_USABLE);
 }
 

@@ -26,6 +26,10 @@ pub enum LoopError {
     /// An operation that needs the running loop was called outside of one.
     #[error("no running event loop")]
     NoRunningLoop,
+    /// Polling the reactor failed this many times in a row that the run gave up (the errno of
+    /// the last failure): asyncio's `run_forever` raises the selector's `OSError`.
+    #[error("polling the reactor keeps failing: {}", std::io::Error::from_raw_os_error(*.0))]
+    ReactorFailed(i32),
 }
 
 /// A caught panic, carried as an error value: its message, as `panic!` formatted it.

@@ -22,7 +22,7 @@ use evloop_callbacks::{Context, Handle, Ready, ReadyQueue, TaskRef, TimerHandle,
 use mio::{Events, Poll, Token};
 
 use crate::clock::Clock;
-use crate::exception::{ExceptionContext, ExceptionHandler, default_exception_handler};
+use crate::exception::{ExceptionContext, ExceptionHandler, Severity, default_exception_handler};
 use crate::io::IoState;
 use crate::remote::{RemoteHandle, RemoteItem, Shared};
 use crate::{LoopError, Panic};
@@ -32,6 +32,10 @@ const MAX_POLL_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
 /// asyncio's default `slow_callback_duration`.
 const DEFAULT_SLOW_CALLBACK: Duration = Duration::from_millis(100);
+
+/// How many polls in a row may fail before `run_forever` gives up with the error (asyncio raises
+/// at the first; a few retries ride out a transient ENOMEM without spinning on a broken epoll).
+const MAX_POLL_FAILURES: u32 = 10;
 
 /// The token of the loop's own `mio::Waker`.
 const WAKER_TOKEN: Token = Token(usize::MAX);
@@ -84,7 +88,19 @@ type Extensions = HashMap<TypeId, Rc<dyn Any>, std::hash::BuildHasherDefault<Typ
 #[derive(Debug, Default, Clone)]
 pub struct Builder {
     virtual_clock: bool,
-    debug: bool,
+    /// `None`: from the environment (`EVLOOP_DEBUG`), as asyncio reads `PYTHONASYNCIODEBUG`.
+    debug: Option<bool>,
+}
+
+/// Whether `EVLOOP_DEBUG` asks for debug mode: set to anything but empty or `0` (asyncio takes
+/// any non-empty `PYTHONASYNCIODEBUG`; `0` meaning "on" would surprise).
+///
+/// ```
+/// let lp = evloop_reactor::EventLoop::new().unwrap();
+/// assert_eq!(lp.get_debug(), evloop_reactor::debug_from_env());
+/// ```
+pub fn debug_from_env() -> bool {
+    std::env::var_os("EVLOOP_DEBUG").is_some_and(|v| !v.is_empty() && v != "0")
 }
 
 impl Builder {
@@ -95,9 +111,11 @@ impl Builder {
         self
     }
 
-    /// Starts in debug mode (slow callbacks are reported).
+    /// Starts in debug mode (slow callbacks are reported), or not, whatever `EVLOOP_DEBUG` says.
+    /// Without this call the loop starts in debug mode when `EVLOOP_DEBUG` is set (to anything
+    /// but empty or `0`).
     pub fn debug(mut self, on: bool) -> Builder {
-        self.debug = on;
+        self.debug = Some(on);
         self
     }
 
@@ -107,6 +125,7 @@ impl Builder {
         let waker = mio::Waker::new(poll.registry(), WAKER_TOKEN)?;
         let id = NEXT_LOOP_ID.fetch_add(1, Ordering::Relaxed);
         Ok(EventLoop {
+            owner: true,
             inner: Rc::new(Inner {
                 id,
                 ready: RefCell::new(ReadyQueue::new()),
@@ -119,7 +138,9 @@ impl Builder {
                 running: Cell::new(false),
                 stopping: Cell::new(false),
                 closed: Cell::new(false),
-                debug: Cell::new(self.debug),
+                close_after_run: Cell::new(false),
+                poll_failures: Cell::new(0),
+                debug: Cell::new(self.debug.unwrap_or_else(debug_from_env)),
                 slow_callback: Cell::new(DEFAULT_SLOW_CALLBACK),
                 iterations: Cell::new(0),
                 exception_handler: RefCell::new(None),
@@ -144,6 +165,10 @@ struct Inner {
     running: Cell<bool>,
     stopping: Cell<bool>,
     closed: Cell<bool>,
+    /// The owning handle was dropped while the loop ran: close when the run ends.
+    close_after_run: Cell<bool>,
+    /// Polls that failed in a row (see [`MAX_POLL_FAILURES`]).
+    poll_failures: Cell<u32>,
     debug: Cell<bool>,
     slow_callback: Cell<Duration>,
     iterations: Cell<u64>,
@@ -159,6 +184,12 @@ struct Inner {
 /// Cheap to clone (clones share one loop) and `!Send`: the loop belongs to the thread that made
 /// it. Other threads use its [`remote`](EventLoop::remote) handle.
 ///
+/// The value that [`new`](EventLoop::new) or [`Builder::build`] returns *owns* the loop: dropping
+/// it closes a loop nobody closed (asyncio closes an unclosed loop when it is collected), at once
+/// or, if the loop is running, when the run ends. That is what frees a loop whose callbacks hold
+/// clones of it, a cycle no reference count can see through. Clones are handles: dropping one does
+/// nothing, and after the owner is gone they find the loop closed.
+///
 /// ```
 /// use evloop_reactor::EventLoop;
 /// use std::time::Duration;
@@ -170,9 +201,33 @@ struct Inner {
 /// lp.run_forever().unwrap();
 /// lp.close().unwrap();
 /// ```
-#[derive(Clone)]
 pub struct EventLoop {
     inner: Rc<Inner>,
+    /// Whether this is the value `build()` returned (see the type's docs).
+    owner: bool,
+}
+
+impl Clone for EventLoop {
+    /// Another handle to the same loop; it does not own the loop.
+    fn clone(&self) -> EventLoop {
+        EventLoop {
+            inner: self.inner.clone(),
+            owner: false,
+        }
+    }
+}
+
+impl Drop for EventLoop {
+    fn drop(&mut self) {
+        if !self.owner || self.inner.closed.get() {
+            return;
+        }
+        if self.inner.running.get() {
+            self.inner.close_after_run.set(true);
+        } else {
+            self.close_unowned();
+        }
+    }
 }
 
 impl EventLoop {
@@ -415,10 +470,14 @@ impl EventLoop {
     ///
     /// Fails with "Event loop is closed", "This event loop is already running", or "Cannot run
     /// the event loop while another loop is running".
+    ///
+    /// A reactor that keeps failing (every `epoll_wait` an error other than EINTR) is reported
+    /// through the exception handler each time; after 10 failures in a row the run ends with
+    /// [`LoopError::ReactorFailed`], as asyncio's `run_forever` raises the selector's error.
     pub fn run_forever(&self) -> Result<(), LoopError> {
         let _running = self.enter()?;
         loop {
-            self.iterate();
+            self.iterate()?;
             if self.inner.stopping.get() {
                 break;
             }
@@ -430,8 +489,7 @@ impl EventLoop {
     /// `_run_once`, with `run_forever`'s checks).
     pub fn run_once(&self) -> Result<(), LoopError> {
         let _running = self.enter()?;
-        self.iterate();
-        Ok(())
+        self.iterate()
     }
 
     /// Marks this loop as running on this thread until the guard drops.
@@ -488,17 +546,34 @@ impl EventLoop {
         }
         self.inner.stopping.set(false);
         // Take everything out first and drop it with no borrow held: a callback's destructor may
-        // call back into the loop (and find it closed).
+        // call back into the loop (and find it closed). Each destructor runs on its own under
+        // `catch_unwind`, so one that panics is reported and the close still finishes: every
+        // other callback dropped, every source deregistered, every hook run.
         let ready = self.inner.ready.borrow_mut().take_all();
         let timers = self.inner.timers.borrow_mut().take_all();
         let remote = self.inner.shared.queue.close();
         self.inner.shared.drop_waker();
-        ready.into_iter().for_each(Ready::discard);
-        timers.iter().for_each(Handle::discard);
-        drop(remote);
+        for entry in ready {
+            self.drop_reporting("a pending callback", || entry.discard());
+        }
+        for timer in timers {
+            self.drop_reporting("a pending timer", || timer.discard());
+        }
+        for item in remote {
+            self.drop_reporting("a pending threadsafe callback", || drop(item));
+        }
         // Registered sources go too: fd callbacks are dropped, async waiters are woken to find
         // the loop closed.
-        self.inner.io.close();
+        for entry in self.inner.io.close() {
+            self.drop_reporting("an I/O callback", || {
+                match &entry {
+                    crate::io::registry::Entry::Io(io) => io.wake_all(),
+                    crate::io::registry::Entry::Direct(handler) => handler.on_loop_closed(),
+                    crate::io::registry::Entry::Callbacks(_) => {}
+                }
+                drop(entry);
+            });
+        }
         let hooks = std::mem::take(&mut *self.inner.close_hooks.borrow_mut());
         for hook in hooks {
             if let Err(payload) = catch_unwind(AssertUnwindSafe(hook)) {
@@ -509,6 +584,30 @@ impl EventLoop {
             }
         }
         Ok(())
+    }
+
+    /// Runs `drop` (a destructor of something the loop held), reporting a panic instead of
+    /// letting it cut a close short.
+    fn drop_reporting(&self, what: &str, drop: impl FnOnce()) {
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(drop)) {
+            self.call_exception_handler(
+                ExceptionContext::new(format!("Exception in the destructor of {what} at close"))
+                    .with_exception(Panic::from_payload(payload)),
+            );
+        }
+    }
+
+    /// The owner is gone: close, then let go of what the loop keeps after a close (the
+    /// extensions and the exception handler), which may hold clones of the loop too. Only
+    /// handles that were cloned before remain, and they find the loop closed.
+    fn close_unowned(&self) {
+        let _ = self.close();
+        let extensions = std::mem::take(&mut *self.inner.extensions.borrow_mut());
+        for (_, extension) in extensions {
+            self.drop_reporting("a loop extension", || drop(extension));
+        }
+        let handler = self.inner.exception_handler.borrow_mut().take();
+        drop(handler);
     }
 
     /// Registers `hook` to run when the loop closes (after its queues were emptied). A layer
@@ -656,7 +755,7 @@ impl EventLoop {
 
     // ---- one iteration ----------------------------------------------------------------------
 
-    fn iterate(&self) {
+    fn iterate(&self) -> Result<(), LoopError> {
         let inner = &*self.inner;
         inner.iterations.set(inner.iterations.get() + 1);
         inner.timers.borrow_mut().clean_up();
@@ -673,7 +772,7 @@ impl EventLoop {
                     .min(MAX_POLL_TIMEOUT)
             })
         };
-        self.poll_reactor(timeout);
+        let polled = self.poll_reactor(timeout);
         self.take_remote();
 
         // asyncio's clock-resolution rule: everything due up to now (+1 ns, the monotonic clock's
@@ -699,11 +798,12 @@ impl EventLoop {
                 None => break,
             }
         }
+        polled
     }
 
     /// Polls mio, parking the remote queue around a blocking poll so that other threads know to
     /// wake us. With a virtual clock, a wait for a timer becomes a jump of the clock instead.
-    fn poll_reactor(&self, timeout: Option<Duration>) {
+    fn poll_reactor(&self, timeout: Option<Duration>) -> Result<(), LoopError> {
         let inner = &*self.inner;
         let mut timeout = timeout;
         let mut jump_to = None;
@@ -730,12 +830,20 @@ impl EventLoop {
                 if parked {
                     inner.shared.queue.unpark();
                 }
+                let errno = error.raw_os_error().unwrap_or(libc::EIO);
                 self.call_exception_handler(
                     ExceptionContext::new("Error polling the reactor").with_exception(error),
                 );
-                return;
+                let failures = inner.poll_failures.get() + 1;
+                inner.poll_failures.set(failures);
+                if failures >= MAX_POLL_FAILURES {
+                    inner.poll_failures.set(0);
+                    return Err(LoopError::ReactorFailed(errno));
+                }
+                return Ok(());
             }
         }
+        inner.poll_failures.set(0);
         if parked {
             inner.shared.queue.unpark();
         }
@@ -755,6 +863,7 @@ impl EventLoop {
                 inner.clock.advance_to(when);
             }
         }
+        Ok(())
     }
 
     /// Moves what other threads sent into the ready queue, in the order they sent it.
@@ -811,6 +920,7 @@ impl EventLoop {
                         "Executing {handle:?} took {:.3} seconds",
                         took.as_secs_f64()
                     ))
+                    .with_severity(Severity::Warning)
                     .with_handle(handle.clone()),
                 );
             }
@@ -856,6 +966,7 @@ impl EventLoop {
                         "Executing {described} took {:.3} seconds",
                         took.as_secs_f64()
                     ))
+                    .with_severity(Severity::Warning)
                     .with_task(described),
                 );
             }
@@ -869,7 +980,10 @@ pub(crate) struct WeakLoop(std::rc::Weak<Inner>);
 impl WeakLoop {
     /// The loop, if it still exists.
     pub(crate) fn upgrade(&self) -> Option<EventLoop> {
-        self.0.upgrade().map(|inner| EventLoop { inner })
+        self.0.upgrade().map(|inner| EventLoop {
+            inner,
+            owner: false,
+        })
     }
 }
 
@@ -887,6 +1001,9 @@ impl Drop for RunningGuard {
         RUNNING_INNER.with(|ptr| ptr.set(std::ptr::null()));
         let previous = RUNNING.with(|running| running.borrow_mut().take());
         drop(previous);
+        if inner.close_after_run.replace(false) {
+            self.lp.close_unowned();
+        }
     }
 }
 

@@ -2,8 +2,9 @@
 //!
 //! asyncio routes a failing callback, a task error nobody retrieved, a panic during shutdown and
 //! its own warnings through one user-settable function; so does evloop. The default handler writes
-//! one readable report to stderr (evloop does not use a logging facade; install a handler to send
-//! reports anywhere else).
+//! one readable report to stderr; with the `tracing` feature, it emits a `tracing` event instead
+//! when a subscriber is installed (a warning for warnings such as a slow callback, an error for
+//! the rest, as asyncio's logger does).
 
 use std::error::Error;
 use std::fmt::{self, Write as _};
@@ -42,6 +43,28 @@ pub struct ExceptionContext {
     /// The context a failing custom handler was handling (asyncio's `context`, set only with
     /// "Unhandled error in exception handler").
     pub context: Option<Box<ExceptionContext>>,
+    /// How serious it is: asyncio logs a slow callback (and its own warnings) as a warning and
+    /// everything else as an error.
+    pub severity: Severity,
+}
+
+/// How serious a report is (the level of asyncio's log record, and of the `tracing` event).
+///
+/// ```
+/// use evloop_reactor::{ExceptionContext, Severity};
+///
+/// assert_eq!(ExceptionContext::new("boom").severity, Severity::Error);
+/// let slow = ExceptionContext::new("Executing <Handle f> took 0.200 seconds")
+///     .with_severity(Severity::Warning);
+/// assert_eq!(slow.severity, Severity::Warning);
+/// ```
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    /// Something went wrong (a panic nobody retrieved, a failing callback).
+    #[default]
+    Error,
+    /// Worth knowing (a slow callback, an executor that did not join in time).
+    Warning,
 }
 
 impl ExceptionContext {
@@ -51,6 +74,12 @@ impl ExceptionContext {
             message: message.into(),
             ..ExceptionContext::default()
         }
+    }
+
+    /// Sets the severity (an error by default).
+    pub fn with_severity(mut self, severity: Severity) -> ExceptionContext {
+        self.severity = severity;
+        self
     }
 
     /// Sets the error.
@@ -118,9 +147,32 @@ impl fmt::Debug for ExceptionContext {
 }
 
 /// asyncio's `default_exception_handler`: one report on stderr. Never panics (a closed stderr
-/// loses the report rather than taking the loop down).
+/// loses the report rather than taking the loop down). With the `tracing` feature and a
+/// subscriber installed, the report is a `tracing` event (target `evloop`, level from
+/// [`Severity`]) instead.
 pub fn default_exception_handler(context: &ExceptionContext) {
+    #[cfg(feature = "tracing")]
+    if tracing_event(context) {
+        return;
+    }
     let mut report = context.render();
     report.push('\n');
     let _ = std::io::stderr().lock().write_all(report.as_bytes());
+}
+
+/// Emits the report as a `tracing` event if a subscriber is installed; false if none is (the
+/// report then goes to stderr, so that it is never lost).
+#[cfg(feature = "tracing")]
+fn tracing_event(context: &ExceptionContext) -> bool {
+    let subscribed =
+        tracing::dispatcher::get_default(|d| !d.is::<tracing::subscriber::NoSubscriber>());
+    if !subscribed {
+        return false;
+    }
+    let report = context.render();
+    match context.severity {
+        Severity::Warning => tracing::warn!(target: "evloop", message = %context.message, report),
+        Severity::Error => tracing::error!(target: "evloop", message = %context.message, report),
+    }
+    true
 }

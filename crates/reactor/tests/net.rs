@@ -126,21 +126,7 @@ fn peer_reset_fails_that_connection_only() {
     let client = std::thread::spawn(move || {
         // First connection: reset (SO_LINGER 0 then close sends RST).
         let s = std::net::TcpStream::connect(addr).unwrap();
-        let linger = libc::linger {
-            l_onoff: 1,
-            l_linger: 0,
-        };
-        // SAFETY: setsockopt on a live socket with a correctly sized value.
-        unsafe {
-            use std::os::fd::AsRawFd;
-            libc::setsockopt(
-                s.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_LINGER,
-                (&raw const linger).cast(),
-                size_of::<libc::linger>() as u32,
-            );
-        }
+        reset_on_close(&s);
         drop(s);
         // Second connection: a normal exchange.
         let mut s = std::net::TcpStream::connect(addr).unwrap();
@@ -171,6 +157,60 @@ fn peer_reset_fails_that_connection_only() {
         ok.write_all(b"echo: still fine").await.unwrap();
     });
     assert_eq!(client.join().unwrap(), "echo: still fine");
+}
+
+/// Makes the close of `s` send RST instead of FIN (SO_LINGER with a zero timeout).
+fn reset_on_close(s: &std::net::TcpStream) {
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: setsockopt on a live socket with a correctly sized value.
+    let rc = unsafe {
+        use std::os::fd::AsRawFd;
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&raw const linger).cast(),
+            size_of::<libc::linger>() as u32,
+        )
+    };
+    assert_eq!(rc, 0);
+}
+
+/// A peer that reset the connection leaves the socket unconnected: shutdown(2) says ENOTCONN,
+/// and `poll_close` must count that as closed (hyper closes every connection this way).
+#[test]
+fn poll_close_after_the_peer_reset_is_done() {
+    use futures_io::AsyncWrite;
+    use std::pin::Pin;
+    // The kernel's side of it, on plain std sockets: a reset socket refuses shutdown.
+    let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let peer = std::net::TcpStream::connect(std_listener.local_addr().unwrap()).unwrap();
+    let (server, _) = std_listener.accept().unwrap();
+    reset_on_close(&peer);
+    drop(peer);
+    let _ = std::io::Read::read(&mut &server, &mut [0u8; 8]);
+    let raw = server.shutdown(Shutdown::Write).unwrap_err();
+    assert_eq!(raw.raw_os_error(), Some(libc::ENOTCONN), "{raw}");
+
+    let lp = EventLoop::new().unwrap();
+    let listener = TcpListener::bind_on(&lp, "127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    block_on(&lp, async move {
+        let peer = std::net::TcpStream::connect(addr).unwrap();
+        let (mut conn, _) = listener.accept().await.unwrap();
+        reset_on_close(&peer);
+        drop(peer);
+        let mut buf = [0u8; 8];
+        let err = conn.read(&mut buf).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ConnectionReset);
+        std::future::poll_fn(|cx| Pin::new(&mut conn).poll_close(cx))
+            .await
+            .expect("ENOTCONN on close is done, not an error");
+        conn.shutdown(Shutdown::Both).unwrap();
+    });
 }
 
 #[test]

@@ -151,6 +151,51 @@ impl Drop for DropFlag {
     }
 }
 
+const ISOLATED_ENV: &str = "EVLOOP_TEST_ISOLATED";
+
+/// Runs `body` in a child process of its own: this test binary re-executed with
+/// `<name> --exact`, for tests that change signal dispositions, rlimits or the fd table. In the
+/// child, runs `body`; in the parent, asserts that the child ran exactly that test and passed.
+///
+/// ```no_run
+/// #[test]
+/// fn changes_a_signal_disposition() {
+///     evloop_test_support::isolated("changes_a_signal_disposition", || {
+///         // ... install a handler, raise the signal ...
+///     });
+/// }
+/// ```
+pub fn isolated(name: &str, body: impl FnOnce()) {
+    if !in_child(name) {
+        body();
+    }
+}
+
+/// The other form of [`isolated`]: `if in_child("name") { return; }` at the top of test `name`.
+/// In the parent it runs the child, asserts it passed, and returns true; in the child (where the
+/// test's body must run) it returns false.
+pub fn in_child(name: &str) -> bool {
+    if std::env::var(ISOLATED_ENV).as_deref() == Ok(name) {
+        return false;
+    }
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(ISOLATED_ENV, name)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "isolated test {name} failed:\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.contains("1 passed"),
+        "isolated test {name} did not run:\n{stdout}"
+    );
+    true
+}
+
 /// [`vrun`] with a deadline of `limit` (virtual time, so free) on `main`: a main still waiting by
 /// then panics ("main finished within ...: no deadlock"), so a deadlock fails the test at once
 /// instead of hanging it.

@@ -14,15 +14,27 @@ pub(crate) type Initializer = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
 /// Numbers the pools built without a thread-name prefix, as Python's `ThreadPoolExecutor-N`.
 static POOL_COUNTER: AtomicUsize = AtomicUsize::new(0);
 
+/// The number of CPUs this process may run on: Python's `os.process_cpu_count()`, the CPU
+/// affinity mask (`taskset`, `sched_setaffinity`), further capped by a cgroup CPU quota rounded
+/// down (`docker --cpus=1.5` gives 1). At least 1.
+///
+/// ```
+/// let n = evloop_thread_pool::process_cpu_count();
+/// assert!(n >= 1);
+/// ```
+pub fn process_cpu_count() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+}
+
 /// The default `max_workers`: `min(32, cpus + 4)`, Python's formula (I/O-bound jobs need more
-/// threads than cores, but not without bound).
+/// threads than cores, but not without bound), with [`process_cpu_count`] as the CPUs.
 ///
 /// ```
 /// let n = evloop_thread_pool::default_max_workers();
-/// assert_eq!(n, (num_cpus::get() + 4).min(32));
+/// assert_eq!(n, (evloop_thread_pool::process_cpu_count() + 4).min(32));
 /// ```
 pub fn default_max_workers() -> usize {
-    (num_cpus::get() + 4).min(32)
+    (process_cpu_count() + 4).min(32)
 }
 
 /// Builds a [`ThreadPoolExecutor`].

@@ -23,7 +23,9 @@
 //! Submissions go to a crossbeam `Injector`; workers take small batches into their own deques
 //! and steal from each other. A worker that runs out of work declares itself idle, yields a few
 //! times, then sleeps on a condition variable; a submit wakes one idle worker or, if none is
-//! idle, starts a thread (up to `max_workers`). See the `sleep` module for why no wake-up is
+//! idle, starts a thread (up to `max_workers`) that holds the oldest queued job from the start,
+//! so a `shutdown(cancel_futures = true)` right after cannot cancel it (Python's `submit` returns
+//! after `Thread.start()`, once the thread runs). See the `sleep` module for why no wake-up is
 //! lost.
 //!
 //! ```
@@ -43,13 +45,16 @@ mod job;
 mod map;
 mod pool;
 mod sleep;
+mod stream;
+mod sync;
 mod worker;
 
-pub use builder::{ThreadPoolBuilder, default_max_workers};
+pub use builder::{ThreadPoolBuilder, default_max_workers, process_cpu_count};
 pub use error::{BuildError, JobError};
 pub use future::{JobFuture, JobPromise, as_completed, job_channel};
 pub use map::Map;
 pub use pool::ThreadPoolExecutor;
+pub use stream::{AsCompletedStream, MapStream};
 
 // The README's example runs as a doc test too.
 #[doc = include_str!("../README.md")]

@@ -27,6 +27,16 @@ impl<R> Map<R> {
     pub(crate) fn new(futures: VecDeque<JobFuture<R>>) -> Self {
         Map { futures }
     }
+
+    /// The job whose result comes next (for the stream form).
+    pub(crate) fn front_mut(&mut self) -> Option<&mut JobFuture<R>> {
+        self.futures.front_mut()
+    }
+
+    /// Forgets the front job once its result was taken.
+    pub(crate) fn pop_front(&mut self) {
+        self.futures.pop_front();
+    }
 }
 
 impl<R> Iterator for Map<R> {

@@ -10,7 +10,7 @@
 //! before shutdown still runs" exact, and it is uncontended unless several threads submit.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -22,6 +22,7 @@ use crate::future::{JobFuture, Shared as FutureState, Timeout};
 use crate::job::{Closure, QueuedJob};
 use crate::map::Map;
 use crate::sleep::Sleep;
+use crate::sync::AtomicBool;
 use crate::worker;
 use crate::{BuildError, JobError};
 
@@ -143,9 +144,9 @@ impl Shared {
         }
     }
 
-    /// Starts a worker in a free slot. Called with the lifecycle lock held and `live` below
-    /// `max_workers`.
-    fn spawn_worker(self: &Arc<Self>, lifecycle: &mut Lifecycle) {
+    /// Starts a worker in a free slot, running `first` before anything else. Called with the
+    /// lifecycle lock held and `live` below `max_workers`.
+    fn spawn_worker(self: &Arc<Self>, lifecycle: &mut Lifecycle, first: Option<QueuedJob>) {
         let slot = lifecycle
             .free_slots
             .pop()
@@ -156,10 +157,13 @@ impl Shared {
         }
         let name = format!("{}_{}", self.prefix, lifecycle.started);
         let shared = Arc::clone(self);
-        match thread::Builder::new()
-            .name(name)
-            .spawn(move || worker::run(shared, slot))
-        {
+        // The job comes back if the thread cannot start.
+        let handed = Arc::new(Mutex::new(first));
+        let taken = Arc::clone(&handed);
+        match thread::Builder::new().name(name).spawn(move || {
+            let first = taken.lock().unwrap_or_else(|e| e.into_inner()).take();
+            worker::run(shared, slot, first)
+        }) {
             Ok(handle) => {
                 lifecycle.started += 1;
                 lifecycle.live += 1;
@@ -168,6 +172,9 @@ impl Shared {
             Err(error) => {
                 lifecycle.free_slots.push(slot);
                 eprintln!("evloop-thread-pool: cannot start a worker thread: {error}");
+                if let Some(job) = handed.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                    self.injector.push(job);
+                }
                 if lifecycle.live == 0 {
                     // Nobody would ever run the queued jobs: fail them rather than lose them.
                     self.drain(|job| job.fail(JobError::Abandoned));
@@ -359,12 +366,23 @@ impl ThreadPoolExecutor {
         shared.injector.push(job);
         // Pairs with the fence a worker makes after declaring itself idle (see `sleep`).
         std::sync::atomic::fence(Ordering::SeqCst);
-        // Start a thread only if no idle worker could be claimed *and* the job is still queued:
-        // an idle worker that was still awake may have taken it already (and un-declared itself
-        // before we could claim it); a thread started then would only go idle.
-        if !shared.sleep.wake_one_idle() && lifecycle.live < shared.max_workers && shared.has_work()
-        {
-            shared.spawn_worker(&mut lifecycle);
+        if shared.sleep.wake_one_idle() || lifecycle.live >= shared.max_workers {
+            return Ok(());
+        }
+        // A new thread starts holding the oldest queued job, so by the time submit returns that
+        // job is taken, as it is in Python once `Thread.start()` has returned: a
+        // `shutdown(cancel_futures = true)` right after cancels only what no thread holds. Start
+        // a thread only if a job is still queued: an idle worker that was still awake may have
+        // taken ours already (and un-declared itself before we could claim it).
+        let first = loop {
+            match shared.injector.steal() {
+                Steal::Success(job) => break Some(job),
+                Steal::Empty => break None,
+                Steal::Retry => {}
+            }
+        };
+        if first.is_some() || shared.has_work() {
+            shared.spawn_worker(&mut lifecycle, first);
         }
         Ok(())
     }

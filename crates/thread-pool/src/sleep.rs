@@ -20,9 +20,10 @@
 //! takes a posted token if there is one, else decrements `idle` itself, else waits out the
 //! claimer in flight.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
+
+use crate::sync::{AtomicBool, AtomicUsize, Condvar, Mutex, MutexGuard, yield_now};
 
 pub(crate) struct Sleep {
     idle: AtomicUsize,
@@ -125,7 +126,7 @@ impl Sleep {
         // The wait is bounded by a claimer's window between its decrement and its post (a few
         // instructions), so yielding is enough; it never blocks on the condvar.
         while !self.try_undeclare() {
-            std::thread::yield_now();
+            yield_now();
         }
     }
 
@@ -188,5 +189,157 @@ impl Sleep {
     pub(crate) fn wake_all(&self) {
         let _tokens = self.lock();
         self.cond.notify_all();
+    }
+}
+
+/// Loom models of the sleep protocol (`cargo xtask loom`): the real [`Sleep`] on loom's
+/// primitives, driven by a worker loop that follows `worker::work` step for step and submitters
+/// that follow `ThreadPoolExecutor::push` (all threads already started).
+#[cfg(all(test, loom))]
+mod loom_model {
+    use super::*;
+    use loom::sync::atomic::fence;
+    use loom::sync::{Arc, Notify};
+    use loom::thread;
+    use std::collections::VecDeque;
+
+    const JOBS: usize = 2;
+
+    struct Model {
+        sleep: Sleep,
+        queue: Mutex<VecDeque<usize>>,
+        terminate: AtomicBool,
+        done: AtomicUsize,
+        all_done: Notify,
+    }
+
+    impl Model {
+        fn pop(&self) -> Option<usize> {
+            self.queue.lock().unwrap().pop_front()
+        }
+
+        fn submit(&self, job: usize) {
+            self.queue.lock().unwrap().push_back(job);
+            fence(Ordering::SeqCst);
+            // No thread to start: every worker runs from the start.
+            let _ = self.sleep.wake_one_idle();
+        }
+
+        fn finish(&self) {
+            if self.done.fetch_add(1, Ordering::SeqCst) + 1 == JOBS {
+                self.all_done.notify();
+            }
+        }
+    }
+
+    /// `worker::work` reduced to its protocol. `recheck: false` is the mutation: a worker that
+    /// goes to sleep right after declaring itself idle, without searching the queues again.
+    fn worker(model: &Model, recheck: bool) {
+        let mut declared = false;
+        let declare = |declared: &mut bool| {
+            model.sleep.declare_idle();
+            *declared = true;
+            fence(Ordering::SeqCst);
+        };
+        loop {
+            let terminating = model.terminate.load(Ordering::SeqCst);
+            if model.pop().is_some() {
+                if std::mem::take(&mut declared) {
+                    model.sleep.undeclare();
+                }
+                // Declared before the job's future completes, when the queue looks empty.
+                if model.queue.lock().unwrap().is_empty() {
+                    declare(&mut declared);
+                }
+                model.finish();
+                continue;
+            }
+            if !declared {
+                declare(&mut declared);
+                if recheck {
+                    continue;
+                }
+            }
+            if terminating {
+                model.sleep.leave();
+                return;
+            }
+            if model.sleep.wait(&model.terminate, None) == Woken::Token {
+                declared = false;
+            }
+        }
+    }
+
+    /// `workers` workers and two submitters of one job each (the main thread is the second).
+    /// The main thread then waits until both jobs ran before it terminates the pool, so a job
+    /// stranded in the queue while its worker sleeps is a deadlock, which loom reports.
+    fn run_model(workers: usize, recheck: bool) {
+        let mut builder = loom::model::Builder::new();
+        builder.preemption_bound = Some(2);
+        builder.check(move || {
+            let model = Arc::new(Model {
+                sleep: Sleep::new(),
+                queue: Mutex::new(VecDeque::new()),
+                terminate: AtomicBool::new(false),
+                done: AtomicUsize::new(0),
+                all_done: Notify::new(),
+            });
+            let workers: Vec<_> = (0..workers)
+                .map(|_| {
+                    let model = model.clone();
+                    thread::spawn(move || worker(&model, recheck))
+                })
+                .collect();
+            let submitter = {
+                let model = model.clone();
+                thread::spawn(move || model.submit(0))
+            };
+            model.submit(1);
+            model.all_done.wait();
+            submitter.join().unwrap();
+            model.terminate.store(true, Ordering::SeqCst);
+            model.sleep.wake_all();
+            for worker in workers {
+                worker.join().unwrap();
+            }
+            assert_eq!(model.done.load(Ordering::SeqCst), JOBS);
+        });
+    }
+
+    #[test]
+    fn loom_one_worker_two_submitters() {
+        run_model(1, true);
+    }
+
+    #[test]
+    fn loom_two_workers_two_submitters() {
+        run_model(2, true);
+    }
+
+    const MUTANT: &str = "EVLOOP_LOOM_MUTANT";
+
+    /// The mutation the protocol's re-check exists for: without it, loom finds the interleaving
+    /// where a submit lands between the worker's last search and its announcement, so the
+    /// submitter sees no idle worker and the worker sleeps on the job. Loom aborts the process
+    /// when it finds the deadlock, so the mutant runs in a child process of this test binary.
+    #[test]
+    fn loom_without_the_recheck_a_wake_up_is_lost() {
+        if std::env::var_os(MUTANT).is_some() {
+            run_model(1, false);
+            return;
+        }
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "sleep::loom_model::loom_without_the_recheck_a_wake_up_is_lost",
+                "--exact",
+                "--nocapture",
+            ])
+            .env(MUTANT, "1")
+            .env("RUST_BACKTRACE", "0")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "the mutant passed:\n{stderr}");
+        assert!(stderr.contains("deadlock"), "{stderr}");
     }
 }

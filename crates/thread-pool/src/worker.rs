@@ -38,8 +38,8 @@ pub(crate) fn current_slot(shared: &Shared) -> Option<usize> {
     (pool == shared as *const Shared as usize).then_some(slot)
 }
 
-/// The body of a worker thread living in `slot`.
-pub(crate) fn run(shared: Arc<Shared>, slot: usize) {
+/// The body of a worker thread living in `slot`; `first` is the job its submit handed it.
+pub(crate) fn run(shared: Arc<Shared>, slot: usize, first: Option<QueuedJob>) {
     CURRENT.with(|current| current.set((Arc::as_ptr(&shared) as usize, slot)));
     let deque = shared.slots[slot]
         .deque
@@ -54,8 +54,11 @@ pub(crate) fn run(shared: Arc<Shared>, slot: usize) {
             .unwrap_or_else(|payload| Err(panic_message(payload))),
     };
     let lifecycle = match initialized {
-        Ok(()) => work(&shared, &deque, slot),
+        Ok(()) => work(&shared, &deque, slot, first),
         Err(why) => {
+            if let Some(job) = first {
+                job.fail(crate::JobError::BrokenPool);
+            }
             shared.break_pool(&why);
             shared.lock()
         }
@@ -84,6 +87,7 @@ fn work<'a>(
     shared: &'a Shared,
     deque: &Worker<QueuedJob>,
     slot: usize,
+    mut first: Option<QueuedJob>,
 ) -> MutexGuard<'a, Lifecycle> {
     let declared = Cell::new(false);
     let declare = || {
@@ -96,7 +100,7 @@ fn work<'a>(
     loop {
         // Read before searching: a job pushed before termination is then visible to the search.
         let terminating = shared.terminate.load(Ordering::SeqCst);
-        if let Some(job) = find_job(shared, deque, slot) {
+        if let Some(job) = first.take().or_else(|| find_job(shared, deque, slot)) {
             if declared.replace(false) {
                 shared.sleep.undeclare();
             }

@@ -18,7 +18,7 @@ const LONG: Duration = Duration::from_secs(30);
 
 #[test]
 fn default_worker_count_is_pythons_formula() {
-    let expected = (num_cpus::get() + 4).min(32);
+    let expected = (evloop_thread_pool::process_cpu_count() + 4).min(32);
     assert_eq!(default_max_workers(), expected);
     assert_eq!(ThreadPoolExecutor::new().max_workers(), expected);
 }
@@ -234,6 +234,43 @@ fn shutdown_cancel_futures_matches_pythons_probe() {
     }
     for future in queued {
         assert_eq!(future.wait(), Err(JobError::Cancelled));
+    }
+}
+
+/// A submit that starts a thread returns with its job taken (Python's `Thread.start()` returns
+/// once the thread runs), so `shutdown(cancel_futures = true)` straight after the submits cancels
+/// none of the jobs that started threads. The jobs hold their threads until after the shutdown,
+/// so every submit starts one; many trials, because without the hand-off it is a race the new
+/// threads usually lose.
+#[test]
+fn shutdown_cancel_right_after_submits_keeps_the_jobs_threads_took() {
+    for _ in 0..100 {
+        let pool = ThreadPoolExecutor::builder()
+            .max_workers(4)
+            .thread_name_prefix("taken")
+            .build()
+            .unwrap();
+        let gate = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
+        let jobs: Vec<_> = (0..4)
+            .map(|i| {
+                let gate = Arc::clone(&gate);
+                pool.submit(move || {
+                    let (open, cond) = &*gate;
+                    let mut open = open.lock().unwrap();
+                    while !*open {
+                        open = cond.wait(open).unwrap();
+                    }
+                    i
+                })
+                .unwrap()
+            })
+            .collect();
+        pool.shutdown(false, true);
+        *gate.0.lock().unwrap() = true;
+        gate.1.notify_all();
+        let got: Vec<_> = jobs.into_iter().map(|f| f.wait()).collect();
+        assert_eq!(got, [Ok(0), Ok(1), Ok(2), Ok(3)]);
+        pool.shutdown(true, false);
     }
 }
 

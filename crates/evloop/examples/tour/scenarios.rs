@@ -21,6 +21,8 @@ pub(crate) struct Timing {
     pub(crate) thread: Duration,
     /// The limit given to `shutdown_default_executor` in S9.
     pub(crate) join_limit: Duration,
+    /// The echo server's port in `streams-echo`: the docs' 8888; tests take any free one.
+    pub(crate) echo_port: u16,
     /// Run the queue scenario on a virtual clock (its sleeps take no time, its figures are
     /// exact); the tour itself sleeps for real, as CPython does.
     pub(crate) virtual_clock: bool,
@@ -34,6 +36,7 @@ impl Timing {
             main: Duration::from_millis(100),
             thread: Duration::from_secs(2),
             join_limit: Duration::from_millis(500),
+            echo_port: 8888,
             virtual_clock: false,
         }
     }
@@ -47,6 +50,7 @@ impl Timing {
             // Far apart, so a loaded machine cannot turn S9's timeout into a join.
             thread: Duration::from_millis(500),
             join_limit: Duration::from_millis(50),
+            echo_port: 0,
             virtual_clock: true,
         }
     }
@@ -69,6 +73,7 @@ pub(crate) const ALL: &[(&str, Scenario)] = &[
     ("executors", executors),
     ("executor-futures", executor_futures),
     ("subprocess-outlives", subprocess_outlives),
+    ("streams-echo", streams_echo),
     ("queue-join", queue_join),
 ];
 
@@ -423,6 +428,72 @@ pub(crate) fn subprocess_outlives(timing: &Timing) {
         println!("Main done");
         Ok::<_, String>(())
     }));
+}
+
+/// Python's `repr` of a socket address: `('127.0.0.1', 8888)`.
+fn py_addr(addr: &evloop::transport::SockAddr) -> String {
+    match addr {
+        evloop::transport::SockAddr::Inet(a) => format!("('{}', {})", a.ip(), a.port()),
+        other => format!("'{other}'"),
+    }
+}
+
+/// Python's `repr` of a str.
+fn py_str(bytes: &[u8]) -> String {
+    format!("'{}'", String::from_utf8_lossy(bytes))
+}
+
+async fn handle_echo(reader: evloop::streams::StreamReader, writer: evloop::streams::StreamWriter) {
+    let data = reader.read(100).await.expect("read");
+    let message = py_str(&data);
+    let addr = writer.transport().peername().expect("connected");
+    println!("Received {message} from {}", py_addr(&addr));
+    println!("Send: {message}");
+    writer.write(&data).expect("open");
+    writer.drain().await.expect("drained");
+    println!("Close the connection");
+    writer.close();
+    let _ = writer.wait_closed().await;
+}
+
+async fn tcp_echo_client(message: &str, port: u16) -> Result<(), String> {
+    let (reader, writer) = evloop::streams::open_connection("127.0.0.1", port)
+        .await
+        .map_err(|e| e.to_string())?;
+    println!("Send: {}", py_str(message.as_bytes()));
+    writer
+        .write(message.as_bytes())
+        .map_err(|e| e.to_string())?;
+    writer.drain().await.map_err(|e| e.to_string())?;
+    let data = reader.read(100).await.map_err(|e| e.to_string())?;
+    println!("Received: {}", py_str(&data));
+    println!("Close the connection");
+    writer.close();
+    writer.wait_closed().await.map_err(|e| e.to_string())
+}
+
+/// The asyncio docs' TCP echo server and client (streams), in one program: the lines of
+/// `python/streams_echo.py` (its only difference: the client port, which the kernel picks).
+pub(crate) fn streams_echo(timing: &Timing) {
+    let port = timing.echo_port;
+    let outcome = evloop::run(async move {
+        let server = evloop::streams::start_server(handle_echo, Some("127.0.0.1"), port)
+            .await
+            .map_err(|e| e.to_string())?;
+        let addrs: Vec<String> = server.sockets().iter().map(py_addr).collect();
+        println!("Serving on {}", addrs.join(", "));
+        let port = server.tcp_addrs()[0].port();
+        let result = tcp_echo_client("Hello World!", port).await;
+        // `async with server`: close it and wait for its connections.
+        server.close();
+        server.wait_closed().await;
+        result
+    });
+    match outcome {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => println!("Error: {error}"),
+        Err(error) => println!("Error: {error}"),
+    }
 }
 
 /// The asyncio docs' `Queue` example: three workers take sleep times from a queue and main

@@ -170,7 +170,10 @@ pub(crate) async fn shutdown_default(lp: EventLoop, timeout: Option<Duration>) {
         forget_if_current(&state, &executor);
     } else {
         let limit = timeout.unwrap_or_default();
-        lp.call_exception_handler(ExceptionContext::new(timeout_message(limit)));
+        lp.call_exception_handler(
+            ExceptionContext::new(timeout_message(limit))
+                .with_severity(evloop_reactor::Severity::Warning),
+        );
         // asyncio's shutdown(wait=False); the helper may not have got that far yet.
         executor.shutdown(false, false);
     }

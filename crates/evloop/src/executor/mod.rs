@@ -14,20 +14,25 @@
 
 mod default;
 mod future;
+mod plug;
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+#[cfg(feature = "process-pool")]
 use evloop_process_pool::{ProcessPool, ProcessPoolError};
 use evloop_reactor::{EventLoop, LoopError, get_running_loop};
 use evloop_thread_pool::ThreadPoolExecutor;
+#[cfg(feature = "process-pool")]
 use serde::Serialize;
+#[cfg(feature = "process-pool")]
 use serde::de::DeserializeOwned;
 
 use crate::error::ExecutorError;
 pub(crate) use default::{DefaultExecutor, THREAD_JOIN_TIMEOUT, shutdown_default};
 pub use future::ExecutorFuture;
+pub use plug::{Call, Executor, ExecutorArg, Job, call};
 
 mod sealed {
     pub trait Sealed {}
@@ -51,8 +56,13 @@ mod sealed {
 /// assert_eq!(names.unwrap(), ("evloop_0".to_owned(), "io_0".to_owned()));
 /// ```
 pub trait ExecutorExt: sealed::Sealed {
-    /// Runs `f` on `executor` (or on the loop's default executor with `None`) and returns a
-    /// future the loop can await (asyncio's `loop.run_in_executor`).
+    /// Runs `job` on `executor` and returns a future the loop can await (asyncio's
+    /// `loop.run_in_executor`).
+    ///
+    /// `executor` is `None` (the loop's default thread pool), `Some(&thread_pool)`, or
+    /// `&executor` for anything implementing [`Executor`]: both pools do, and so can a user type
+    /// (a remote job queue, another pool). `job` is a closure (`|| ...`, thread pools only) or
+    /// [`call(function, arg)`](call), which a process pool also takes.
     ///
     /// The default executor is created on first use, with threads named `evloop_0`,
     /// `evloop_1`, ... Errors: "Event loop is closed" on a closed loop, "Executor shutdown has
@@ -74,15 +84,15 @@ pub trait ExecutorExt: sealed::Sealed {
     /// });
     /// assert!(text.unwrap().unwrap().is_ok());
     /// ```
-    fn run_in_executor<F, R>(
+    fn run_in_executor<X, J>(
         &self,
-        executor: Option<&ThreadPoolExecutor>,
-        f: F,
-    ) -> Result<ExecutorFuture<R>, ExecutorError>
+        executor: X,
+        job: J,
+    ) -> Result<ExecutorFuture<X::Output, X::Error>, ExecutorError>
     where
-        F: FnOnce() -> R + Send + 'static,
-        R: Send + 'static;
+        X: ExecutorArg<J>;
 
+    #[cfg(feature = "process-pool")]
     /// Runs `f(arg)` in a worker process of `pool` and returns a future the loop can await
     /// (asyncio's `run_in_executor` with a `ProcessPoolExecutor`).
     ///
@@ -184,25 +194,22 @@ pub trait ExecutorExt: sealed::Sealed {
 }
 
 impl ExecutorExt for EventLoop {
-    fn run_in_executor<F, R>(
+    fn run_in_executor<X, J>(
         &self,
-        executor: Option<&ThreadPoolExecutor>,
-        f: F,
-    ) -> Result<ExecutorFuture<R>, ExecutorError>
+        executor: X,
+        job: J,
+    ) -> Result<ExecutorFuture<X::Output, X::Error>, ExecutorError>
     where
-        F: FnOnce() -> R + Send + 'static,
-        R: Send + 'static,
+        X: ExecutorArg<J>,
     {
         if self.is_closed() {
             return Err(LoopError::Closed.into());
         }
-        let job = match executor {
-            Some(executor) => executor.submit(f)?,
-            None => DefaultExecutor::of(self).with(self, |pool| pool.submit(f))??,
-        };
+        let job = executor.submit_for(self, job)?;
         Ok(ExecutorFuture::new(self, job))
     }
 
+    #[cfg(feature = "process-pool")]
     fn run_in_process_pool<F, A, R>(
         &self,
         pool: &ProcessPool,
@@ -214,11 +221,7 @@ impl ExecutorExt for EventLoop {
         A: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        if self.is_closed() {
-            return Err(LoopError::Closed.into());
-        }
-        let job = pool.submit(f, arg)?;
-        Ok(ExecutorFuture::new(self, job))
+        self.run_in_executor(pool, call(f, arg))
     }
 
     fn set_default_executor(

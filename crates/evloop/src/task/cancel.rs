@@ -47,6 +47,8 @@ pub(crate) trait Cancellable {
     fn is_done(&self) -> bool;
     /// Calls `wake` once it has ended (maybe more than once; callers check `is_done`).
     fn on_done(&self, wake: Rc<dyn Fn()>);
+    /// What it is, for the task dump.
+    fn awaited(&self) -> crate::dump::Awaited;
 }
 
 /// What a task is suspended on (asyncio's `_fut_waiter`).
@@ -64,6 +66,14 @@ impl Waiter {
         match self {
             Waiter::Task(task) => Arc::as_ptr(task).cast::<()>() as usize,
             Waiter::Other(other) => Rc::as_ptr(other).cast::<()>() as usize,
+        }
+    }
+
+    /// What it is, for the task dump.
+    pub(crate) fn awaited(&self) -> crate::dump::Awaited {
+        match self {
+            Waiter::Task(task) => crate::dump::Awaited::Task(task.id()),
+            Waiter::Other(other) => other.awaited(),
         }
     }
 

@@ -94,6 +94,8 @@ pub(crate) trait TaskObject {
     /// Records what the current step is suspended on: awaitable `id`, built by `make` if it is
     /// not recorded yet.
     fn register_waiter(&self, id: usize, make: &mut dyn FnMut() -> Option<Waiter>);
+    /// What the task is suspended on, if it is one evloop awaitable (for the task dump).
+    fn awaiting(&self) -> Option<Waiter>;
     /// What the current step has recorded it is suspended on so far.
     fn peek_waiter(&self) -> Recorded;
     /// See `cancel::resolve_delegation`.
@@ -139,6 +141,10 @@ pub(crate) struct TaskCell<F: Future, S = LoopSchedule> {
     /// What most tasks never use, allocated on first use: a cell stays small, which is most of
     /// what spawning costs (see [`Cold`]).
     cold: RefCell<Option<Box<Cold>>>,
+    /// The task's span (feature `tracing`): entered for every step, so events from the task
+    /// carry its name, id and creation site.
+    #[cfg(feature = "tracing")]
+    span: tracing::Span,
 }
 
 /// The parts of a task that only names, cancellation, `catch_cancel`, done callbacks and panics
@@ -208,6 +214,14 @@ where
             context: Cell::new(context),
             waiter: WaiterRecord::default(),
             cold: RefCell::new(None),
+            #[cfg(feature = "tracing")]
+            span: tracing::info_span!(
+                target: "evloop",
+                "task",
+                id,
+                name = %format_args!("Task-{id}"),
+                created_at = %created_at,
+            ),
         })
     }
 
@@ -374,6 +388,8 @@ where
         let context = Scope::enter_task(self.context.take(), self.id);
         self.step_flags.set(POLLING);
         let polled = {
+            #[cfg(feature = "tracing")]
+            let _span = self.span.enter();
             let _current = CurrentGuard::enter(&**self as &dyn TaskObject);
             // SAFETY: only `step` (never re-entered: a task is not polled from its own poll) and
             // `drop_future` (never called while polling) touch the future, on the loop thread.
@@ -567,6 +583,8 @@ where
     }
 
     fn set_name(&self, name: String) {
+        #[cfg(feature = "tracing")]
+        self.span.record("name", name.as_str());
         let old = self.cold().name.replace(name);
         drop(old);
     }
@@ -707,6 +725,13 @@ where
 
     fn peek_waiter(&self) -> Recorded {
         self.waiter.peek()
+    }
+
+    fn awaiting(&self) -> Option<Waiter> {
+        if self.polling() {
+            return None; // running now: not suspended on anything
+        }
+        self.waiter.single()
     }
 
     fn resolve_delegation(&self, waiter_id: usize, ended_cancelled: bool) -> bool {

@@ -384,6 +384,11 @@ pub struct AnyTask {
 }
 
 impl AnyTask {
+    /// What the task is suspended on, when that is one evloop awaitable (for the task dump).
+    pub(crate) fn awaiting(&self) -> Option<crate::dump::Awaited> {
+        self.cell.awaiting().map(|waiter| waiter.awaited())
+    }
+
     /// A process-unique id (`Task-N`'s N).
     pub fn id(&self) -> u64 {
         self.cell.id()

@@ -53,6 +53,13 @@ impl<S: Source> PollEvented<S> {
         })
     }
 
+    /// Deregisters the source and hands it back (a connected socket becoming a transport).
+    pub(crate) fn into_inner(mut self) -> S {
+        let mut io = self.io.take().expect("present until drop");
+        self.unregister(&mut io);
+        io
+    }
+
     pub(crate) fn get_ref(&self) -> &S {
         self.io.as_ref().expect("present until drop")
     }

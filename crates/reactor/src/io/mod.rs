@@ -34,16 +34,11 @@ impl IoState {
         self.registry.dispatch(event.token(), event_bits(event), lp);
     }
 
-    /// The loop is closing: drop every registration's callbacks and wake every waiter.
-    pub(crate) fn close(&self) {
+    /// The loop is closing: empties the registry and hands back every registration, for the
+    /// caller to wake its waiters and drop its callbacks with no borrow held (a destructor may
+    /// call back into the loop, or panic).
+    pub(crate) fn close(&self) -> Vec<Entry> {
         self.fds.borrow_mut().clear();
-        let entries = self.registry.clear();
-        for entry in &entries {
-            if let Entry::Io(io) = entry {
-                io.wake_all();
-            }
-        }
-        // Dropped with no borrow held: a callback's destructor may call back into the loop.
-        drop(entries);
+        self.registry.clear()
     }
 }

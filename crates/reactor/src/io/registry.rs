@@ -181,10 +181,21 @@ impl ScheduledIo {
     }
 }
 
+/// A source whose events are handled at once, on the loop thread, while the loop dispatches
+/// the poll's events: a transport, which reads and calls its protocol without waking a task or
+/// queueing a handle (uvloop's model, and why the transport level is the fast path).
+pub(crate) trait ReadyHandler {
+    /// The source has these readiness bits. May run user code (the handler catches its panics).
+    fn on_ready(&self, bits: u8);
+    /// The loop is closing: release the source and whatever it holds (the protocol).
+    fn on_loop_closed(&self);
+}
+
 /// A registered source.
 pub(crate) enum Entry {
     Io(Rc<ScheduledIo>),
     Callbacks(Rc<FdCallbacks>),
+    Direct(Rc<dyn ReadyHandler>),
 }
 
 /// The slab of registered sources, indexed by token.
@@ -233,18 +244,21 @@ impl Registry {
         self.live.get()
     }
 
-    /// Routes one event to its source. Runs no user code: wakers only queue tasks, and fd
-    /// callbacks are queued as handles.
+    /// Routes one event to its source. Wakers only queue tasks and fd callbacks are queued as
+    /// handles; a direct handler (a transport) runs its protocol's callbacks here, with no borrow
+    /// of the table held.
     pub(crate) fn dispatch(&self, token: Token, bits: u8, lp: &crate::EventLoop) {
         let entry = match self.slots.borrow().get(token.0) {
             Some(Some(Entry::Io(io))) => Entry::Io(io.clone()),
             Some(Some(Entry::Callbacks(cb))) => Entry::Callbacks(cb.clone()),
+            Some(Some(Entry::Direct(handler))) => Entry::Direct(handler.clone()),
             // Deregistered since the poll: a stale event.
             _ => return,
         };
         match entry {
             Entry::Io(io) => io.dispatch(bits),
             Entry::Callbacks(cb) => cb.dispatch(bits, lp),
+            Entry::Direct(handler) => handler.on_ready(bits),
         }
     }
 

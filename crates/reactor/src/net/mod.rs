@@ -7,10 +7,12 @@
 //!
 //! A socket is tied to its loop's thread (`!Send`), as asyncio's transports are.
 
+mod incoming;
 mod tcp;
 mod udp;
 mod unix;
 
+pub use incoming::Incoming;
 pub use tcp::{ReadHalf, TcpListener, TcpStream, WriteHalf};
 pub use udp::UdpSocket;
 pub use unix::{UnixListener, UnixStream};
@@ -173,9 +175,20 @@ macro_rules! stream_io {
 }
 pub(crate) use stream_io;
 
+/// The result of a `shutdown(2)`, with ENOTCONN counted as done: the peer has already gone away
+/// (it reset the connection, or closed it before we half-closed), so there is nothing left to
+/// shut down. Every client that hangs up first would otherwise fail `poll_close` under hyper;
+/// tokio, h2 and the JDK ignore it the same way.
+pub(crate) fn shutdown_done(result: std::io::Result<()>) -> std::io::Result<()> {
+    match result {
+        Err(error) if error.kind() == std::io::ErrorKind::NotConnected => Ok(()),
+        other => other,
+    }
+}
+
 /// Errors after which `accept` backs off instead of failing: the process or system is out of a
 /// resource (asyncio's list in `_accept_connection`).
-fn out_of_resources(error: &std::io::Error) -> bool {
+pub(crate) fn out_of_resources(error: &std::io::Error) -> bool {
     matches!(
         error.raw_os_error(),
         Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
@@ -183,7 +196,7 @@ fn out_of_resources(error: &std::io::Error) -> bool {
 }
 
 /// Errors that concern one pending connection only (it went away before we accepted it).
-fn transient_accept_error(error: &std::io::Error) -> bool {
+pub(crate) fn transient_accept_error(error: &std::io::Error) -> bool {
     matches!(
         error.raw_os_error(),
         Some(libc::ECONNABORTED | libc::EPROTO | libc::EPERM)

@@ -158,7 +158,12 @@ impl TcpStream {
         }))
     }
 
-    async fn connect_one(lp: &EventLoop, addr: SocketAddr) -> io::Result<TcpStream> {
+    /// The mio stream, deregistered from the loop (for a transport to take over).
+    pub(crate) fn into_mio(self) -> mio::net::TcpStream {
+        self.io.into_inner()
+    }
+
+    pub(crate) async fn connect_one(lp: &EventLoop, addr: SocketAddr) -> io::Result<TcpStream> {
         let stream = mio::net::TcpStream::connect(addr)?;
         let io = PollEvented::new_on(lp, stream, Interest::READABLE | Interest::WRITABLE)?;
         poll_fn(|cx| {
@@ -197,9 +202,10 @@ impl TcpStream {
         Ok(TcpStream { io })
     }
 
-    /// Shuts down one or both directions (`Shutdown::Write` sends FIN: a half-close).
+    /// Shuts down one or both directions (`Shutdown::Write` sends FIN: a half-close). A peer that
+    /// already went away (the kernel's ENOTCONN) counts as done, as in tokio.
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        self.io.get_ref().shutdown(how)
+        super::shutdown_done(self.io.get_ref().shutdown(how))
     }
 
     /// The local address.

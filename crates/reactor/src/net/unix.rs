@@ -108,6 +108,11 @@ impl UnixStream {
         Ok(UnixStream { io })
     }
 
+    /// The mio stream, deregistered from the loop (for a transport to take over).
+    pub(crate) fn into_mio(self) -> mio::net::UnixStream {
+        self.io.into_inner()
+    }
+
     /// A connected pair, on the running loop.
     pub fn pair() -> io::Result<(UnixStream, UnixStream)> {
         let lp = crate::get_running_loop().map_err(io::Error::other)?;
@@ -128,9 +133,9 @@ impl UnixStream {
         ))
     }
 
-    /// Shuts down one or both directions.
+    /// Shuts down one or both directions; a peer that already went away (ENOTCONN) counts as done.
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        self.io.get_ref().shutdown(how)
+        super::shutdown_done(self.io.get_ref().shutdown(how))
     }
 
     /// Polls a read (the `AsyncRead` path, usable on `&self`).
