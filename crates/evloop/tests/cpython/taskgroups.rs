@@ -7,6 +7,7 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
 
+use super::ms;
 use evloop::{
     Cancelled, ChildError, SpawnError, Task, TaskError, TaskGroup, TaskGroupError, catch_cancel,
     create_task, current_task, sleep,
@@ -14,10 +15,6 @@ use evloop::{
 use evloop_test_support::vrun;
 
 type Group = TaskGroup<&'static str>;
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
 
 fn secs(n: u64) -> Duration {
     Duration::from_secs(n)

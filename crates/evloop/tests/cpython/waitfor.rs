@@ -7,6 +7,7 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
 
+use super::ms;
 use evloop::{
     Cancelled, LoopExt, ReturnWhen, TaskError, TimeoutError, catch_cancel, create_task,
     current_task, sleep, timeout, wait, wait_for,
@@ -15,10 +16,6 @@ use evloop_test_support::{DropFlag, vrun};
 
 /// CPython's `_EPSILON`: a timeout that passes `timeout > 0` and costs nothing.
 const EPSILON: Duration = Duration::from_micros(100);
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
 
 /// The loop's time now.
 fn now() -> std::time::Instant {

@@ -7,6 +7,7 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
 
+use super::ms;
 use evloop::{
     AnyTask, Cancelled, EventLoop, FutureError, LoopExt, ReturnWhen, RunError, Task, TaskError,
     catch_cancel, create_task, current_task, shield, sleep, wait,
@@ -14,10 +15,6 @@ use evloop::{
 use evloop_test_support::{record_reports, run_briefly, test_loop, until_done, vrun};
 
 const TEN: Duration = Duration::from_secs(10);
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
 
 fn cancelled(message: Option<&str>) -> TaskError {
     TaskError::Cancelled(match message {
