@@ -85,6 +85,17 @@ impl Cancellable for GatherChildren {
         any
     }
 
+    fn is_done(&self) -> bool {
+        self.children.iter().all(AnyTask::done)
+    }
+
+    fn on_done(&self, wake: Rc<dyn Fn()>) {
+        for child in self.children.iter().filter(|child| !child.done()) {
+            let wake = wake.clone();
+            child.add_done_callback(move || wake());
+        }
+    }
+
     fn awaited(&self) -> crate::dump::Awaited {
         crate::dump::Awaited::Gather(self.children.iter().map(AnyTask::id).collect())
     }

@@ -22,6 +22,8 @@ pub enum Awaited {
     Task(u64),
     /// A [`gather`](fn@crate::gather) of these tasks, by id.
     Gather(Vec<u64>),
+    /// A [`TaskGroup`](crate::TaskGroup)'s `join()`, with its children by id.
+    TaskGroup(Vec<u64>),
     /// A [`LoopFuture`](crate::LoopFuture), with where it was made (`create_future`'s caller).
     Future {
         /// Its type, `LoopFuture<T>`.
@@ -162,6 +164,10 @@ impl TaskDump {
                 writeln!(f, "{indent}  awaits gather of {} tasks", ids.len())?;
                 ids.clone()
             }
+            Some(Awaited::TaskGroup(ids)) => {
+                writeln!(f, "{indent}  joins a TaskGroup of {} tasks", ids.len())?;
+                ids.clone()
+            }
         };
         for id in children {
             if let Some(child) = by_id.get(&id) {
@@ -180,7 +186,7 @@ impl fmt::Display for TaskDump {
             .iter()
             .flat_map(|t| match &t.awaiting {
                 Some(Awaited::Task(id)) => vec![*id],
-                Some(Awaited::Gather(ids)) => ids.clone(),
+                Some(Awaited::Gather(ids) | Awaited::TaskGroup(ids)) => ids.clone(),
                 _ => Vec::new(),
             })
             .collect();

@@ -16,7 +16,7 @@ use std::task::{Context, Poll, Waker};
 use evloop_reactor::{EventLoop, LoopError};
 
 use crate::error::{Cancelled, FutureError, InvalidState};
-use crate::task::{Cancellable, Waiter, register_waiter, resolve_delegation};
+use crate::task::{Cancellable, Waiter, different_loop, register_waiter, resolve_delegation};
 
 enum State<T> {
     Pending,
@@ -119,7 +119,8 @@ impl<T: 'static> LoopFuture<T> {
         complete(&self.inner, outcome)
     }
 
-    /// Schedules `callback(self)` with `call_soon` once the future is done (at once if it is).
+    /// Schedules `callback(self)` with `call_soon` once the future is done (at once if it is), in
+    /// the context current now (asyncio H2: the context it was registered with).
     pub fn add_done_callback(
         &self,
         callback: impl FnOnce(&LoopFuture<T>) + 'static,
@@ -127,7 +128,10 @@ impl<T: 'static> LoopFuture<T> {
         let lp = {
             let mut inner = self.inner.borrow_mut();
             if !matches!(inner.state, State::Done(_)) {
-                inner.callbacks.push(Box::new(callback));
+                let mut context = evloop_reactor::copy_context();
+                inner
+                    .callbacks
+                    .push(Box::new(move |fut| context.run(|| callback(fut))));
                 return Ok(());
             }
             inner.lp.clone()
@@ -191,10 +195,9 @@ impl<T: Clone + 'static> Future for LoopFuture<T> {
         let running = EventLoop::running_id();
         if running != 0 && running != inner.lp.id() {
             // Only its own loop's callbacks can complete it: refuse instead of hanging.
-            return Poll::Ready(Err(FutureError::DifferentLoop(format!(
-                "{} is attached to a different loop",
-                describe(&inner.state)
-            ))));
+            return Poll::Ready(Err(FutureError::DifferentLoop(different_loop(&describe(
+                &inner.state,
+            )))));
         }
         match &inner.state {
             State::Done(outcome) => {
@@ -228,6 +231,22 @@ impl<T: 'static> LoopFuture<T> {
 impl<T: 'static> Cancellable for RefCell<Inner<T>> {
     fn cancel_from_waiter(self: Rc<Self>, cancelled: &Cancelled) -> bool {
         complete(&self, Err(FutureError::Cancelled(cancelled.clone()))).is_ok()
+    }
+
+    fn is_done(&self) -> bool {
+        matches!(self.borrow().state, State::Done(_))
+    }
+
+    fn on_done(&self, wake: Rc<dyn Fn()>) {
+        let mut inner = self.borrow_mut();
+        match inner.state {
+            State::Pending => inner.callbacks.push(Box::new(move |_| wake())),
+            State::Done(_) => {
+                let lp = inner.lp.clone();
+                drop(inner);
+                let _ = lp.call_soon(move || wake());
+            }
+        }
     }
 
     fn awaited(&self) -> crate::dump::Awaited {

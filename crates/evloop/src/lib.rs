@@ -130,8 +130,9 @@ pub use time::{Sleep, Timeout, YieldNow, sleep, sleep_until, timeout, wait_for, 
 /// [`create_task_with_context`]); `call_soon`, `call_later` and `call_at` capture the current
 /// context and their callbacks run in a copy of it (`call_*_with_context` take one);
 /// [`to_thread`] runs its job in a copy of the caller's context (`run_in_executor` does not, as in
-/// asyncio); a [`Runner`] keeps one context across its runs; the exception handler runs in the
-/// context of the task or callback that failed. Until a variable is first set, none of this costs
+/// asyncio); done callbacks run in the context they were registered in; a [`Runner`] keeps one
+/// context across its runs; the exception handler runs in the context of the task or callback
+/// that failed. Until a variable is first set, none of this costs
 /// anything. The module is named after Python's because its `Context` would otherwise clash with
 /// `std::task::Context`.
 ///

@@ -7,12 +7,12 @@
 //! at most 300 s), then close the loop. A failing or panicking `main` reaches the caller only
 //! after that clean-up.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::panic::Location;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use evloop_reactor::{Builder, EventLoop, ExceptionContext, LoopError};
 
@@ -404,10 +404,7 @@ fn cancel_all_tasks(lp: &EventLoop) -> Result<(), RunError> {
     for task in &tasks {
         task.cancel();
     }
-    let waiting = AllDone {
-        tasks: tasks.clone(),
-    };
-    lp.run_until_complete(waiting)?;
+    lp.run_until_complete(AllDone::new(tasks.clone()))?;
     for task in &tasks {
         if let Some(panic) = task.take_unreported_panic() {
             lp.call_exception_handler(
@@ -420,22 +417,48 @@ fn cancel_all_tasks(lp: &EventLoop) -> Result<(), RunError> {
     Ok(())
 }
 
-/// Completes once every task in the list is done.
+/// Completes once every task in the list is done, as heard from their done callbacks (asyncio
+/// waits on `gather(*to_cancel)`, which learns of each child through a callback scheduled when
+/// it finishes: a `stop()` that ends the iteration first leaves the clean-up unfinished).
 struct AllDone {
     tasks: Vec<AnyTask>,
+    left: Option<Rc<Cell<usize>>>,
+    waker: Rc<RefCell<Option<Waker>>>,
+}
+
+impl AllDone {
+    fn new(tasks: Vec<AnyTask>) -> AllDone {
+        AllDone {
+            tasks,
+            left: None,
+            waker: Rc::default(),
+        }
+    }
 }
 
 impl Future for AllDone {
     type Output = ();
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        match self.tasks.iter().find(|t| !t.done()) {
-            None => Poll::Ready(()),
-            Some(pending) => {
-                let waker = cx.waker().clone();
-                pending.add_done_callback(move || waker.wake());
-                Poll::Pending
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        *self.waker.borrow_mut() = Some(cx.waker().clone());
+        let this = &mut *self;
+        let left = this.left.get_or_insert_with(|| {
+            let left = Rc::new(Cell::new(this.tasks.len()));
+            for task in &this.tasks {
+                let (left, waker) = (left.clone(), this.waker.clone());
+                task.add_done_callback(move || {
+                    left.set(left.get() - 1);
+                    if let Some(waker) = waker.borrow().as_ref() {
+                        waker.wake_by_ref();
+                    }
+                });
             }
+            left
+        });
+        if left.get() == 0 {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
         }
     }
 }

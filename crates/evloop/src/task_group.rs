@@ -2,8 +2,9 @@
 //!
 //! Children are tasks. The first child that fails (returns `Err` or panics) cancels its
 //! siblings; [`TaskGroup::join`] waits until every child is done and returns every failure
-//! together. A group dropped before it was joined cancels the children still running, so no
-//! child outlives its group unnoticed.
+//! together. A task cancelled while it waits in `join` cancels the children, waits for them, and
+//! is then cancelled (asyncio's `__aexit__`). A group dropped before it was joined cancels the
+//! children still running, so no child outlives its group unnoticed.
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
@@ -12,8 +13,10 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
-use crate::error::Panic;
-use crate::task::{AnyTask, Task, create_task};
+use crate::error::{Cancelled, Panic};
+use crate::task::{
+    AnyTask, Cancellable, Task, Waiter, create_task, register_waiter, resolve_delegation,
+};
 
 /// One child's failure, as collected by [`TaskGroup::join`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -234,14 +237,52 @@ struct JoinAll<E> {
     state: Rc<GroupState<E>>,
 }
 
-impl<E> Future for JoinAll<E> {
+impl<E> GroupState<E> {
+    fn id(self: &Rc<Self>) -> usize {
+        Rc::as_ptr(self).cast::<()>() as usize
+    }
+}
+
+/// A task suspended in `join` that is cancelled cancels the children and is cancelled in turn
+/// once they have all ended, as asyncio's `__aexit__` waits for them before it re-raises; if a
+/// child failed, the failures are returned instead (asyncio raises the ExceptionGroup).
+impl<E: 'static> Cancellable for GroupState<E> {
+    fn cancel_from_waiter(self: Rc<Self>, _: &Cancelled) -> bool {
+        let running = self.running.get() > 0;
+        self.abort();
+        running
+    }
+
+    fn is_done(&self) -> bool {
+        self.running.get() == 0
+    }
+
+    fn on_done(&self, wake: Rc<dyn Fn()>) {
+        for child in self.children.borrow().iter().filter(|child| !child.done()) {
+            let wake = wake.clone();
+            child.add_done_callback(move || wake());
+        }
+    }
+
+    fn awaited(&self) -> crate::dump::Awaited {
+        crate::dump::Awaited::TaskGroup(self.children.borrow().iter().map(AnyTask::id).collect())
+    }
+}
+
+impl<E: 'static> Future for JoinAll<E> {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.state.running.get() == 0 {
+        let state = &self.state;
+        if state.running.get() == 0 {
+            let cancelled = state.errors.borrow().is_empty();
+            if resolve_delegation(state.id(), cancelled) {
+                return Poll::Pending;
+            }
             return Poll::Ready(());
         }
-        *self.state.joiner.borrow_mut() = Some(cx.waker().clone());
+        *state.joiner.borrow_mut() = Some(cx.waker().clone());
+        register_waiter(state.id(), || Waiter::Other(state.clone()));
         Poll::Pending
     }
 }

@@ -3,19 +3,22 @@
 //! A sleep is one loop timer whose callback wakes the sleeping task; dropping the sleep cancels
 //! the timer (and drops the waker it held) at once.
 
+use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use evloop_reactor::{EventLoop, TimerHandle, get_running_loop};
 
 use crate::error::{Cancelled, TimeoutError};
-use crate::task::take_waiter;
+use crate::task::{Recorded, Waiter, peek_waiter};
 
 /// Waits for `duration` on the running loop (asyncio's `sleep`).
 ///
-/// `sleep(Duration::ZERO)` gives up exactly one loop iteration, so two tasks doing it interleave.
+/// `sleep(Duration::ZERO)` gives up exactly one loop iteration, so two tasks doing it interleave;
+/// a duration too long for the clock (`Duration::MAX`) never ends, as asyncio's `sleep(inf)`.
 ///
 /// # Panics
 ///
@@ -84,6 +87,8 @@ enum SleepState {
         lp: EventLoop,
         timer: Option<(TimerHandle, Waker)>,
     },
+    /// A deadline past what an `Instant` can hold: asyncio's `sleep(inf)`, which never ends.
+    Never,
     Done,
 }
 
@@ -118,11 +123,13 @@ impl Future for Sleep {
                         continue;
                     }
                     let lp = get_running_loop().unwrap_or_else(|e| panic!("{e}"));
-                    let deadline = lp.time() + this.duration;
-                    this.state = SleepState::Waiting {
-                        deadline,
-                        lp,
-                        timer: None,
+                    this.state = match lp.time().checked_add(this.duration) {
+                        Some(deadline) => SleepState::Waiting {
+                            deadline,
+                            lp,
+                            timer: None,
+                        },
+                        None => SleepState::Never,
                     };
                 }
                 SleepState::Until(deadline) => {
@@ -170,6 +177,7 @@ impl Future for Sleep {
                     }
                     return Poll::Pending;
                 }
+                SleepState::Never => return Poll::Pending,
                 SleepState::Done => return Poll::Ready(()),
             }
         }
@@ -189,7 +197,10 @@ impl Drop for Sleep {
 }
 
 /// Runs `future` with a deadline: `Err(TimeoutError)` if it has not finished within `duration`
-/// (asyncio's `wait_for` / `timeout`). The future is dropped before the error is returned.
+/// (asyncio's `wait_for` / `timeout`). The future is dropped before the error is returned; if it
+/// was waiting on a task, a gather or a loop future, that is cancelled first and the error comes
+/// once it has finished cancelling, as asyncio's does. A `duration` too long for the clock
+/// (`Duration::MAX`) never expires (asyncio's `timeout(None)`).
 ///
 /// ```
 /// use std::time::Duration;
@@ -205,6 +216,8 @@ pub fn timeout<F: Future>(duration: Duration, future: F) -> Timeout<F> {
         future: Some(future),
         sleep: sleep(duration),
         zero: duration.is_zero(),
+        waiter: None,
+        expiring: None,
     }
 }
 
@@ -219,6 +232,11 @@ pub struct Timeout<F> {
     future: Option<F>,
     sleep: Sleep,
     zero: bool,
+    /// What the inner future was suspended on after its last poll, when that was one of
+    /// evloop's awaitables: what expiry cancels.
+    waiter: Option<Waiter>,
+    /// Expired: the cancelled waiter, not done yet, and the waker its end wakes.
+    expiring: Option<(Waiter, Rc<RefCell<Waker>>)>,
 }
 
 impl<F: Future> Future for Timeout<F> {
@@ -226,29 +244,72 @@ impl<F: Future> Future for Timeout<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         // SAFETY: `future` is structurally pinned: never moved, only dropped in place by
-        // assigning None; `sleep` and `zero` are Unpin.
+        // assigning None; the other fields are never pinned.
         let this = unsafe { self.get_unchecked_mut() };
+        if let Some((waiter, waker)) = &this.expiring {
+            if waiter.is_done() {
+                this.expiring = None;
+                return Poll::Ready(Err(TimeoutError));
+            }
+            waker.borrow_mut().clone_from(cx.waker());
+            return Poll::Pending;
+        }
+        // Once the clock runs, an expired deadline wins over a block that became ready in the
+        // same iteration (asyncio cancels the task before its step), and the outermost of nested
+        // timeouts that expired together is the one that fails. (Before the first poll nothing
+        // can have expired, and a block that is ready at once never starts the timer.)
+        let started = this.sleep.deadline().is_some();
+        if started && Pin::new(&mut this.sleep).poll(cx).is_ready() {
+            return this.expire(cx);
+        }
         let Some(future) = this.future.as_mut() else {
             panic!("Timeout polled after completion");
         };
         // SAFETY: as above.
         let future = unsafe { Pin::new_unchecked(future) };
+        // Only what the block itself registers is its waiter: one recorded before it by a
+        // sibling future of the same task (a foreign select) is none of this timeout's business.
+        let sibling_first = !matches!(peek_waiter(), Recorded::Nothing);
         if let Poll::Ready(value) = future.poll(cx) {
             this.future = None;
             return Poll::Ready(Ok(value));
         }
+        this.waiter = match (sibling_first, peek_waiter()) {
+            (false, Recorded::One(waiter)) => Some(waiter),
+            _ => None,
+        };
         // asyncio's wait_for with timeout <= 0: done now, or timed out now.
-        let expired = this.zero || Pin::new(&mut this.sleep).poll(cx).is_ready();
-        if expired {
-            // What the inner future is suspended on (an awaited task, a loop future, a gather)
-            // is cancelled, as asyncio's timeout cancels the awaiting; then the inner future is
-            // dropped (its destructors run) before the error is returned.
-            if let Some(waiter) = take_waiter() {
-                waiter.cancel(&Cancelled::new());
-            }
-            this.future = None;
-            return Poll::Ready(Err(TimeoutError));
+        if this.zero {
+            return this.expire(cx);
+        }
+        if !started && Pin::new(&mut this.sleep).poll(cx).is_ready() {
+            return this.expire(cx);
         }
         Poll::Pending
+    }
+}
+
+impl<F> Timeout<F> {
+    /// The deadline passed: cancel what the block waits on (asyncio's timeout cancels the
+    /// awaiting), drop the block (its destructors run), and fail once that awaitable has ended.
+    fn expire(&mut self, cx: &Context<'_>) -> Poll<Result<F::Output, TimeoutError>>
+    where
+        F: Future,
+    {
+        let waiter = self.waiter.take();
+        if let Some(waiter) = &waiter {
+            waiter.cancel(&Cancelled::new());
+        }
+        self.future = None;
+        match waiter {
+            Some(waiter) if !waiter.is_done() => {
+                let waker = Rc::new(RefCell::new(cx.waker().clone()));
+                let wake = waker.clone();
+                waiter.on_done(Rc::new(move || wake.borrow().wake_by_ref()));
+                self.expiring = Some((waiter, waker));
+                Poll::Pending
+            }
+            _ => Poll::Ready(Err(TimeoutError)),
+        }
     }
 }

@@ -12,7 +12,7 @@ use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::rc::Rc;
 
-use evloop::{EventLoop, ExceptionContext, RunError, Runner};
+use evloop::{AnyTask, EventLoop, ExceptionContext, LoopExt, RunError, Runner};
 
 /// Runs `main` as `evloop::run` would, on a loop with a virtual clock: long sleeps take no real
 /// time and timer tests are exact.
@@ -24,6 +24,61 @@ where
     let outcome = runner.run(main);
     let closed = runner.close();
     closed.and(outcome)
+}
+
+/// A loop of the test's own with a virtual clock (CPython's `new_test_loop()`); close it at the
+/// end.
+///
+/// ```
+/// let lp = evloop_test_support::test_loop();
+/// assert!(lp.has_virtual_clock());
+/// lp.close().unwrap();
+/// ```
+pub fn test_loop() -> EventLoop {
+    EventLoop::builder()
+        .virtual_clock(true)
+        .build()
+        .expect("a loop can be built")
+}
+
+/// CPython's `test_utils.run_briefly(loop)`: runs `lp` until a trivial task is done, which lets
+/// every step and callback already queued run once.
+///
+/// ```
+/// use evloop::LoopExt;
+///
+/// let lp = evloop_test_support::test_loop();
+/// let task = lp.create_task(async { 5 }).unwrap();
+/// evloop_test_support::run_briefly(&lp);
+/// assert!(task.done());
+/// lp.close().unwrap();
+/// ```
+pub fn run_briefly(lp: &EventLoop) {
+    lp.run_until_complete(async {})
+        .expect("the loop runs a trivial task");
+}
+
+/// Completes once `task` is done, whoever owns its handle (asyncio's `await asyncio.wait([t])`).
+///
+/// ```
+/// use evloop::LoopExt;
+///
+/// let lp = evloop_test_support::test_loop();
+/// let task = lp.create_task(evloop::sleep(std::time::Duration::from_secs(1))).unwrap();
+/// let any = task.any();
+/// lp.run_until_complete(evloop_test_support::until_done(any.clone())).unwrap();
+/// assert!(any.done());
+/// lp.close().unwrap();
+/// ```
+pub async fn until_done(task: AnyTask) {
+    let fut = evloop::get_running_loop()
+        .expect("inside a running loop")
+        .create_future::<()>();
+    let setter = fut.clone();
+    task.add_done_callback(move || {
+        let _ = setter.set_result(());
+    });
+    let _ = fut.await;
 }
 
 /// One report that reached the exception handler.

@@ -33,7 +33,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use crate::error::Cancelled;
-use crate::task::cell::TaskObject;
+use crate::task::cell::{Status, TaskObject};
 use crate::task::current;
 
 /// A catch frame's mailbox: where a cancel request waits for the `catch_cancel` that will take it.
@@ -43,6 +43,10 @@ pub(crate) type FrameSlot = Rc<Cell<Option<Cancelled>>>;
 pub(crate) trait Cancellable {
     /// Cancels it with `cancelled`'s message; false if it is already done (nothing to cancel).
     fn cancel_from_waiter(self: Rc<Self>, cancelled: &Cancelled) -> bool;
+    /// Whether it has ended (a gather: every child has).
+    fn is_done(&self) -> bool;
+    /// Calls `wake` once it has ended (maybe more than once; callers check `is_done`).
+    fn on_done(&self, wake: Rc<dyn Fn()>);
     /// What it is, for the task dump.
     fn awaited(&self) -> crate::dump::Awaited;
 }
@@ -79,6 +83,32 @@ impl Waiter {
             Waiter::Other(other) => other.clone().cancel_from_waiter(cancelled),
         }
     }
+
+    /// Whether the awaitable has ended.
+    pub(crate) fn is_done(&self) -> bool {
+        match self {
+            Waiter::Task(task) => task.status() != Status::Pending,
+            Waiter::Other(other) => other.is_done(),
+        }
+    }
+
+    /// Calls `wake` once the awaitable has ended (from a scheduled callback, never inside).
+    pub(crate) fn on_done(&self, wake: Rc<dyn Fn()>) {
+        match self {
+            Waiter::Task(task) => task.add_done_callback(Box::new(move || wake())),
+            Waiter::Other(other) => other.on_done(wake),
+        }
+    }
+}
+
+/// What a task's current step has recorded it is suspended on.
+pub(crate) enum Recorded {
+    /// No evloop awaitable so far.
+    Nothing,
+    /// Exactly one.
+    One(Waiter),
+    /// More than one (ambiguous).
+    Several,
 }
 
 /// The waiter a task registered during its current step.
@@ -141,12 +171,15 @@ impl WaiterRecord {
         single
     }
 
-    /// Takes the waiter away (its awaitable is being dropped).
-    pub(crate) fn take(&self) -> Option<Waiter> {
+    /// What this step has recorded, without taking it.
+    pub(crate) fn peek(&self) -> Recorded {
         if self.ambiguous.get() {
-            return None;
+            return Recorded::Several;
         }
-        self.waiter.take()
+        match self.single() {
+            Some(waiter) => Recorded::One(waiter),
+            None => Recorded::Nothing,
+        }
     }
 
     pub(crate) fn delegate_seen(&self) -> bool {
@@ -270,10 +303,10 @@ pub(crate) fn register_waiter(id: usize, make: impl FnOnce() -> Waiter) {
     });
 }
 
-/// Takes away the current task's waiter (the awaitable is about to be dropped, say by a
-/// timeout), so that it can be cancelled first.
-pub(crate) fn take_waiter() -> Option<Waiter> {
-    current::with_current(|task| task.and_then(|t| t.take_waiter()))
+/// What the current task's step has recorded it is suspended on so far (a timeout looks before
+/// and after polling its block, to cancel only what the block itself waits on).
+pub(crate) fn peek_waiter() -> Recorded {
+    current::with_current(|task| task.map_or(Recorded::Nothing, |t| t.peek_waiter()))
 }
 
 impl Cancelled {

@@ -34,7 +34,7 @@ use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 use evloop_reactor::{EventLoop, ExceptionContext, Panic, Scope, Snapshot, TaskRef, TaskRefVTable};
 
 use crate::error::{Cancelled, TaskError};
-use crate::task::cancel::{FrameSlot, Requests, Waiter, WaiterRecord};
+use crate::task::cancel::{FrameSlot, Recorded, Requests, Waiter, WaiterRecord};
 use crate::task::current::CurrentGuard;
 use crate::task::schedule::{LoopSchedule, Schedule};
 
@@ -96,8 +96,8 @@ pub(crate) trait TaskObject {
     fn register_waiter(&self, id: usize, make: &mut dyn FnMut() -> Option<Waiter>);
     /// What the task is suspended on, if it is one evloop awaitable (for the task dump).
     fn awaiting(&self) -> Option<Waiter>;
-    /// Takes the current step's waiter away (its awaitable is being dropped).
-    fn take_waiter(&self) -> Option<Waiter>;
+    /// What the current step has recorded it is suspended on so far.
+    fn peek_waiter(&self) -> Recorded;
     /// See `cancel::resolve_delegation`.
     fn resolve_delegation(&self, waiter_id: usize, ended_cancelled: bool) -> bool;
     /// Raises `cancelled` at the current await point (see the `cancel` module).
@@ -594,9 +594,16 @@ where
     }
 
     fn describe(&self) -> String {
+        let status = self.status.get();
+        // asyncio's repr says "cancelling" while a request is pending and the task is not done.
+        let word = if status == Status::Pending && self.cancels_requested.get() > 0 {
+            "cancelling"
+        } else {
+            status.word()
+        };
         format!(
             "<Task {} name='{}' coro=<{}> created at {}>",
-            self.status.get().word(),
+            word,
             self.name(),
             std::any::type_name::<F>(),
             self.created_at
@@ -613,6 +620,9 @@ where
 
     fn cancel(&self, cancelled: Cancelled) -> bool {
         if self.status.get() != Status::Pending {
+            // asyncio's cancel() clears `__log_traceback` first: whoever cancels a task that
+            // already failed has seen to it, and no "never retrieved" report follows.
+            drop(self.take_unreported_panic());
             return false;
         }
         self.cancels_requested
@@ -713,8 +723,8 @@ where
         }
     }
 
-    fn take_waiter(&self) -> Option<Waiter> {
-        self.waiter.take()
+    fn peek_waiter(&self) -> Recorded {
+        self.waiter.peek()
     }
 
     fn awaiting(&self) -> Option<Waiter> {

@@ -25,7 +25,9 @@ use evloop_reactor::{EventLoop, LoopError, Snapshot};
 
 use crate::error::{Cancelled, TaskError};
 pub use cancel::Raise;
-pub(crate) use cancel::{Cancellable, Waiter, register_waiter, resolve_delegation, take_waiter};
+pub(crate) use cancel::{
+    Cancellable, Recorded, Waiter, peek_waiter, register_waiter, resolve_delegation,
+};
 pub use catch::{CatchCancel, catch_cancel};
 pub(crate) use cell::report;
 use cell::{JoinTarget, Status, TaskCell, TaskObject};
@@ -53,14 +55,10 @@ where
     let context = context.unwrap_or_else(Snapshot::capture);
     let cell = TaskCell::on_loop(future, id, lp, created_at, context);
     TaskRegistry::of(lp).add(cell.clone());
-    if lp.is_running() {
-        cell.schedule_first();
-    } else {
-        // Not running yet (the loop thread builds work before run_until_complete): queue the
-        // first poll directly, exactly as call_soon would.
-        let again = cell.clone();
-        lp.call_soon(move || again.schedule_first())?;
-    }
+    // The first step is queued now, in call_soon's order (asyncio's Task.__init__ calls
+    // `call_soon(self.__step)`), whether or not the loop runs yet: off the running loop it goes
+    // through the thread-safe queue, which keeps that order (see `LoopSchedule`).
+    cell.schedule_first();
     Ok(Task {
         cell,
         _not_send: PhantomData,
@@ -178,7 +176,9 @@ pub struct Task<T> {
 }
 
 impl<T> Task<T> {
-    /// Requests cancellation (asyncio's `cancel()`). Returns false if the task is already done.
+    /// Requests cancellation (asyncio's `cancel()`). Returns false if the task is already done;
+    /// on a task that panicked, the panic then counts as seen, as asyncio's `cancel()` clears
+    /// `__log_traceback` (no "Task exception was never retrieved" report).
     ///
     /// If the task is suspended on one of evloop's awaitables (a [`LoopFuture`](crate::LoopFuture),
     /// another `Task`, a [`gather`](fn@crate::gather)), that is cancelled, and the cancellation
@@ -266,9 +266,10 @@ impl<T> Task<T> {
         self.cell.take_output()
     }
 
-    /// Schedules `callback` to run (with `call_soon`, never synchronously) once the task is done.
+    /// Schedules `callback` to run (with `call_soon`, never synchronously) once the task is done,
+    /// in the context current now (asyncio H2: the context it was registered with).
     pub fn add_done_callback(&self, callback: impl FnOnce() + 'static) {
-        self.cell.add_done_callback(Box::new(callback));
+        self.cell.add_done_callback(in_current_context(callback));
     }
 
     /// A type-erased handle to the same task (what `all_tasks()` returns).
@@ -301,16 +302,29 @@ impl<T: 'static> Task<T> {
     /// awaiter: asyncio's "attached to a different loop".
     fn foreign_loop(&self) -> Option<TaskError> {
         let running = EventLoop::running_id();
-        (running != 0 && running != self.cell.loop_id()).then(|| {
-            TaskError::DifferentLoop(format!(
-                "{} is attached to a different loop",
-                self.cell.describe()
-            ))
-        })
+        (running != 0 && running != self.cell.loop_id())
+            .then(|| TaskError::DifferentLoop(different_loop(&self.cell.describe())))
     }
 
     fn waiter_id(&self) -> usize {
         Arc::as_ptr(&self.cell).cast::<()>() as usize
+    }
+}
+
+/// `callback`, to be run in (a copy of) the context current now, wherever it is called from: a
+/// done callback runs in the context it was registered in, not in that of whoever completed
+/// the task or future (asyncio H2).
+fn in_current_context(callback: impl FnOnce() + 'static) -> Box<dyn FnOnce()> {
+    let mut context = evloop_reactor::copy_context();
+    Box::new(move || context.run(callback))
+}
+
+/// asyncio's text for an awaitable of another loop, `what` being its repr: "Task <...> got Future
+/// <...> attached to a different loop" when awaited by a task.
+pub(crate) fn different_loop(what: &str) -> String {
+    match current_task() {
+        Some(task) => format!("Task {task:?} got Future {what} attached to a different loop"),
+        None => format!("{what} is attached to a different loop"),
     }
 }
 
@@ -425,9 +439,9 @@ impl AnyTask {
         self.cell.uncancel()
     }
 
-    /// Schedules `callback` once the task is done.
+    /// Schedules `callback` once the task is done, in the context current now.
     pub fn add_done_callback(&self, callback: impl FnOnce() + 'static) {
-        self.cell.add_done_callback(Box::new(callback));
+        self.cell.add_done_callback(in_current_context(callback));
     }
 
     /// Requests cancellation with `cancelled` as the reason (what gathers pass on).
