@@ -1,16 +1,19 @@
 //! Time on the loop: `sleep`, `yield_now`, and `timeout` / `wait_for`.
 //!
-//! A sleep is one loop timer whose callback wakes the sleeping task; dropping the sleep cancels
-//! the timer (and drops the waker it held) at once.
+//! A sleep is the reactor's [`Timer`] (the one timer future), bound to the running loop when
+//! first polled; dropping the sleep cancels the timer (and drops the waker it held) at once.
+//! `sleep(Duration::ZERO)` is no timer at all: it is a bare yield, as asyncio's `sleep(0)` is,
+//! and cancellable like any await point.
 
 use std::cell::RefCell;
 use std::future::Future;
+use std::panic::Location;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use evloop_reactor::{EventLoop, TimerHandle, get_running_loop};
+use evloop_reactor::{EventLoop, Timer};
 
 use crate::error::{Cancelled, TimeoutError};
 use crate::task::{Recorded, Waiter, peek_waiter};
@@ -18,11 +21,15 @@ use crate::task::{Recorded, Waiter, peek_waiter};
 /// Waits for `duration` on the running loop (asyncio's `sleep`).
 ///
 /// `sleep(Duration::ZERO)` gives up exactly one loop iteration, so two tasks doing it interleave;
-/// a duration too long for the clock (`Duration::MAX`) never ends, as asyncio's `sleep(inf)`.
+/// it sets no timer. A duration too long for the clock (`Duration::MAX`) never ends, as asyncio's
+/// `sleep(inf)`.
 ///
 /// # Panics
 ///
-/// When first polled outside a running loop ("no running event loop").
+/// When first polled outside a running loop, naming the line that called `sleep` and saying to
+/// run it inside `evloop::run`. (A sleep may be created before the loop starts, as in
+/// `evloop::run(evloop::sleep(d))`: like an asyncio coroutine, it is bound to the loop that first
+/// runs it.)
 ///
 /// ```
 /// use std::time::Duration;
@@ -31,18 +38,40 @@ use crate::task::{Recorded, Waiter, peek_waiter};
 /// })
 /// .unwrap();
 /// ```
+#[track_caller]
 pub fn sleep(duration: Duration) -> Sleep {
     Sleep {
-        duration,
-        state: SleepState::Unstarted,
+        state: if duration.is_zero() {
+            SleepState::Yield { yielded: false }
+        } else {
+            SleepState::After {
+                duration,
+                called_at: Location::caller(),
+            }
+        },
     }
 }
 
 /// Waits until loop time `deadline` (asyncio's `call_at` as a future).
+///
+/// # Panics
+///
+/// When first polled outside a running loop, as [`sleep`].
+///
+/// ```
+/// evloop::run(async {
+///     let lp = evloop::get_running_loop().unwrap();
+///     evloop::sleep_until(lp.time() + std::time::Duration::from_millis(1)).await;
+/// })
+/// .unwrap();
+/// ```
+#[track_caller]
 pub fn sleep_until(deadline: Instant) -> Sleep {
     Sleep {
-        duration: Duration::ZERO,
-        state: SleepState::Until(deadline),
+        state: SleepState::Until {
+            deadline,
+            called_at: Location::caller(),
+        },
     }
 }
 
@@ -77,17 +106,22 @@ impl Future for YieldNow {
 
 #[derive(Debug)]
 enum SleepState {
-    Unstarted,
-    Until(Instant),
-    Zero {
+    /// Not polled yet: the loop (and so the deadline) is the one that first polls it.
+    After {
+        duration: Duration,
+        called_at: &'static Location<'static>,
+    },
+    Until {
+        deadline: Instant,
+        called_at: &'static Location<'static>,
+    },
+    /// `sleep(ZERO)`: one yield, no timer.
+    Yield {
         yielded: bool,
     },
-    Waiting {
-        deadline: Instant,
-        lp: EventLoop,
-        timer: Option<(TimerHandle, Waker)>,
-    },
-    /// A deadline past what an `Instant` can hold: asyncio's `sleep(inf)`, which never ends.
+    Timer(Timer),
+    /// A deadline past what an `Instant` can hold (asyncio's `sleep(inf)`), or a closed loop,
+    /// which never fires (the task is dropped with it).
     Never,
     Done,
 }
@@ -96,18 +130,45 @@ enum SleepState {
 #[derive(Debug)]
 #[must_use = "futures do nothing unless awaited"]
 pub struct Sleep {
-    duration: Duration,
     state: SleepState,
 }
 
 impl Sleep {
     /// The loop time at which the sleep ends, once it has started.
+    ///
+    /// ```
+    /// evloop::run(async {
+    ///     let lp = evloop::get_running_loop().unwrap();
+    ///     let at = lp.time() + std::time::Duration::from_millis(1);
+    ///     assert_eq!(evloop::sleep_until(at).deadline(), Some(at));
+    ///     assert_eq!(evloop::sleep(std::time::Duration::ZERO).deadline(), None);
+    /// })
+    /// .unwrap();
+    /// ```
     pub fn deadline(&self) -> Option<Instant> {
         match &self.state {
-            SleepState::Until(deadline) | SleepState::Waiting { deadline, .. } => Some(*deadline),
+            SleepState::Until { deadline, .. } => Some(*deadline),
+            SleepState::Timer(timer) => Some(timer.deadline()),
             _ => None,
         }
     }
+}
+
+/// The running loop, or a panic that names the line that created the sleep.
+fn loop_for(called_at: &'static Location<'static>) -> EventLoop {
+    match EventLoop::running() {
+        Some(lp) => lp,
+        None => no_running_loop(called_at),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn no_running_loop(called_at: &'static Location<'static>) -> ! {
+    panic!(
+        "sleep() called at {called_at} was awaited outside a running event loop (no running \
+         event loop): run it inside evloop::run (or Runner::run / run_until_complete)"
+    )
 }
 
 impl Future for Sleep {
@@ -117,31 +178,24 @@ impl Future for Sleep {
         let this = &mut *self;
         loop {
             match &mut this.state {
-                SleepState::Unstarted => {
-                    if this.duration.is_zero() {
-                        this.state = SleepState::Zero { yielded: false };
-                        continue;
-                    }
-                    let lp = get_running_loop().unwrap_or_else(|e| panic!("{e}"));
-                    this.state = match lp.time().checked_add(this.duration) {
-                        Some(deadline) => SleepState::Waiting {
-                            deadline,
-                            lp,
-                            timer: None,
-                        },
+                SleepState::After {
+                    duration,
+                    called_at,
+                } => {
+                    let lp = loop_for(called_at);
+                    this.state = match lp.time().checked_add(*duration) {
+                        Some(deadline) => arm(&lp, deadline),
                         None => SleepState::Never,
                     };
                 }
-                SleepState::Until(deadline) => {
-                    let lp = get_running_loop().unwrap_or_else(|e| panic!("{e}"));
-                    let deadline = *deadline;
-                    this.state = SleepState::Waiting {
-                        deadline,
-                        lp,
-                        timer: None,
-                    };
+                SleepState::Until {
+                    deadline,
+                    called_at,
+                } => {
+                    let lp = loop_for(called_at);
+                    this.state = arm(&lp, *deadline);
                 }
-                SleepState::Zero { yielded } => {
+                SleepState::Yield { yielded } => {
                     if *yielded {
                         this.state = SleepState::Done;
                         return Poll::Ready(());
@@ -150,32 +204,12 @@ impl Future for Sleep {
                     cx.waker().wake_by_ref();
                     return Poll::Pending;
                 }
-                SleepState::Waiting {
-                    deadline,
-                    lp,
-                    timer,
-                } => {
-                    if lp.time() >= *deadline {
-                        if let Some((timer, _)) = timer.take() {
-                            timer.cancel();
-                        }
-                        this.state = SleepState::Done;
-                        return Poll::Ready(());
+                SleepState::Timer(timer) => {
+                    if Pin::new(timer).poll(cx).is_pending() {
+                        return Poll::Pending;
                     }
-                    let current = timer.as_ref().map(|(_, waker)| waker);
-                    if !current.is_some_and(|waker| waker.will_wake(cx.waker())) {
-                        if let Some((old, _)) = timer.take() {
-                            old.cancel();
-                        }
-                        let waker = cx.waker().clone();
-                        let wake = waker.clone();
-                        match lp.call_at(*deadline, move || wake.wake()) {
-                            Ok(handle) => *timer = Some((handle, waker)),
-                            // A closed loop never fires: the task is dropped with it.
-                            Err(_) => return Poll::Pending,
-                        }
-                    }
-                    return Poll::Pending;
+                    this.state = SleepState::Done;
+                    return Poll::Ready(());
                 }
                 SleepState::Never => return Poll::Pending,
                 SleepState::Done => return Poll::Ready(()),
@@ -184,15 +218,10 @@ impl Future for Sleep {
     }
 }
 
-impl Drop for Sleep {
-    fn drop(&mut self) {
-        if let SleepState::Waiting {
-            timer: Some((timer, _)),
-            ..
-        } = &self.state
-        {
-            timer.cancel();
-        }
+fn arm(lp: &EventLoop, deadline: Instant) -> SleepState {
+    match Timer::at(lp, deadline) {
+        Ok(timer) => SleepState::Timer(timer),
+        Err(_) => SleepState::Never,
     }
 }
 
@@ -211,6 +240,7 @@ impl Drop for Sleep {
 /// });
 /// assert_eq!(outcome.unwrap(), Err(TimeoutError));
 /// ```
+#[track_caller]
 pub fn timeout<F: Future>(duration: Duration, future: F) -> Timeout<F> {
     Timeout {
         future: Some(future),
@@ -222,6 +252,7 @@ pub fn timeout<F: Future>(duration: Duration, future: F) -> Timeout<F> {
 }
 
 /// asyncio's name for [`timeout`].
+#[track_caller]
 pub fn wait_for<F: Future>(future: F, duration: Duration) -> Timeout<F> {
     timeout(duration, future)
 }

@@ -66,3 +66,4 @@ pub use exception::{ExceptionContext, ExceptionHandler, Severity, default_except
 pub use remote::{ClockHold, RemoteHandle};
 #[cfg(feature = "signal")]
 pub use signal::{SignalError, has_default_disposition};
+pub use time::Timer;

@@ -237,7 +237,7 @@ where
                     crate::ExceptionContext::new("socket.accept() out of system resource")
                         .with_exception(error),
                 );
-                crate::time::Sleep::new(lp, ACCEPT_RETRY_DELAY)
+                crate::Timer::at(lp, lp.time() + ACCEPT_RETRY_DELAY)
                     .map_err(std::io::Error::other)?
                     .await;
             }
