@@ -9,8 +9,11 @@ mod cancel;
 mod catch;
 mod cell;
 mod current;
+mod object;
 mod registry;
 mod schedule;
+mod step;
+mod waker;
 
 use std::fmt;
 use std::future::Future;
@@ -21,7 +24,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
-use evloop_reactor::{EventLoop, LoopError, Snapshot};
+use evloop_reactor::{EventLoop, ExceptionContext, LoopError, Snapshot};
 
 use crate::error::{Cancelled, TaskError};
 pub use cancel::Raise;
@@ -29,9 +32,8 @@ pub(crate) use cancel::{
     Cancellable, Recorded, Waiter, peek_waiter, register_waiter, resolve_delegation,
 };
 pub use catch::{CatchCancel, catch_cancel};
-pub(crate) use cell::report;
 use cell::{JoinTarget, Status, TaskCell, TaskObject};
-use registry::TaskRegistry;
+use registry::TaskHost;
 
 /// Task ids (and default names, `Task-N`) count up from 1 across the process, as asyncio's do.
 static NEXT_TASK_ID: AtomicU64 = AtomicU64::new(1);
@@ -51,28 +53,52 @@ where
     if lp.is_closed() {
         return Err(LoopError::Closed);
     }
+    Ok(spawn(&TaskHost::of(lp), future, created_at, context))
+}
+
+/// Starts `future` as a task of `host`'s loop, which is not closed.
+#[inline]
+fn spawn<F>(
+    host: &TaskHost,
+    future: F,
+    created_at: &'static Location<'static>,
+    context: Option<Option<Snapshot>>,
+) -> Task<F::Output>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
     let id = NEXT_TASK_ID.fetch_add(1, Ordering::Relaxed);
     let context = context.unwrap_or_else(Snapshot::capture);
-    let cell = TaskCell::on_loop(future, id, lp, created_at, context);
-    TaskRegistry::of(lp).add(cell.clone());
+    let cell = TaskCell::new(future, id, host.schedule(), created_at, context);
+    cell.set_slot(host.add(cell.clone()));
     // The first step is queued now, in call_soon's order (asyncio's Task.__init__ calls
     // `call_soon(self.__step)`), whether or not the loop runs yet: off the running loop it goes
     // through the thread-safe queue, which keeps that order (see `LoopSchedule`).
     cell.schedule_first();
-    Ok(Task {
+    Task {
         cell,
         _not_send: PhantomData,
-    })
+    }
 }
 
-/// The running loop, or a panic at the caller's line that says what to do.
+/// The running loop's task host, or a panic at the caller's line that says what to do. (A
+/// running loop is never closed.)
 #[track_caller]
 #[inline]
-fn running_loop_for(what: &str) -> EventLoop {
-    match evloop_reactor::get_running_loop() {
-        Ok(lp) => lp,
-        Err(error) => no_running_loop(what, error),
+fn running_host_for(what: &str) -> std::rc::Rc<TaskHost> {
+    match TaskHost::running() {
+        Some(host) => host,
+        None => no_running_loop(what, LoopError::NoRunningLoop),
     }
+}
+
+/// Reports through the running loop's exception handler, or the default one outside a loop.
+pub(crate) fn report(context: ExceptionContext) {
+    EventLoop::with_running(|lp| match lp {
+        Some(lp) => lp.call_exception_handler(context),
+        None => evloop_reactor::default_exception_handler(&context),
+    });
 }
 
 #[track_caller]
@@ -109,11 +135,8 @@ where
     F: Future + 'static,
     F::Output: 'static,
 {
-    let lp = running_loop_for("create_task()");
-    match spawn_on(&lp, future, Location::caller(), None) {
-        Ok(task) => task,
-        Err(error) => panic!("create_task(): {error}"),
-    }
+    let host = running_host_for("create_task()");
+    spawn(&host, future, Location::caller(), None)
 }
 
 /// [`create_task`] in a copy of `context` instead of the current one (asyncio's
@@ -140,11 +163,8 @@ where
     F: Future + 'static,
     F::Output: 'static,
 {
-    let lp = running_loop_for("create_task_with_context()");
-    match spawn_on(&lp, future, Location::caller(), Some(context.snapshot())) {
-        Ok(task) => task,
-        Err(error) => panic!("create_task_with_context(): {error}"),
-    }
+    let host = running_host_for("create_task_with_context()");
+    spawn(&host, future, Location::caller(), Some(context.snapshot()))
 }
 
 /// A task on the loop, and the handle to its result (asyncio's `Task`).
@@ -502,7 +522,7 @@ pub fn all_tasks() -> Vec<AnyTask> {
 
 /// The not-done tasks of `lp`.
 pub(crate) fn tasks_of(lp: &EventLoop) -> Vec<AnyTask> {
-    TaskRegistry::of(lp)
+    TaskHost::of(lp)
         .pending()
         .into_iter()
         .map(|cell| AnyTask {

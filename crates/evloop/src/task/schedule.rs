@@ -6,6 +6,8 @@
 //! thread-safe remote queue otherwise. Tests give the cell a scheduler of their own, so the state
 //! machine is exercised apart from any loop (async-task's `Schedule`, tokio's mock scheduler).
 
+use std::sync::Arc;
+
 use evloop_reactor::{EventLoop, RemoteHandle, TaskRef};
 
 /// Queues a task's next step.
@@ -17,7 +19,14 @@ pub(crate) trait Schedule: Send + Sync + 'static {
     fn schedule(&self, task: TaskRef);
     /// The id of the loop the task belongs to (0 for none).
     fn loop_id(&self) -> u64;
+    /// The task (at address `task`) has ended, on the loop thread: its registry slot `slot` is
+    /// free, and the registry's reference to it goes.
+    fn release(&self, slot: u32, task: *const ());
 }
+
+/// What a task cell holds of its loop: one pointer to the loop's scheduler, shared by all its
+/// tasks (a spawn counts one reference instead of copying the loop's handles).
+pub(crate) type LoopRef = Arc<LoopSchedule>;
 
 /// A loop's scheduler: the fast path on the loop's own thread, the remote queue otherwise.
 pub(crate) struct LoopSchedule {
@@ -34,7 +43,7 @@ impl LoopSchedule {
     }
 }
 
-impl Schedule for LoopSchedule {
+impl Schedule for LoopRef {
     #[inline]
     fn schedule(&self, task: TaskRef) {
         // Loop thread, loop running: straight into the ready queue, with no lock and no
@@ -49,5 +58,10 @@ impl Schedule for LoopSchedule {
 
     fn loop_id(&self) -> u64 {
         self.loop_id
+    }
+
+    #[inline]
+    fn release(&self, slot: u32, task: *const ()) {
+        crate::task::registry::release(self.loop_id, slot, task);
     }
 }
