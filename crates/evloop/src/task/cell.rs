@@ -5,7 +5,7 @@
 //! woken and dropped on any thread. Everything else in the cell, the future above all, is touched
 //! only on the loop's thread. That is what makes a `!Send` future sound here:
 //!
-//! - off the loop thread, a waker touches only the atomic `state` and the `Send` header (the
+//! - off the loop thread, a waker touches only the atomic `state` and the `Send` scheduler (the
 //!   loop's scheduler): waking pushes a [`TaskRef`](evloop_reactor::TaskRef) into the loop's
 //!   thread-safe queue (see `waker.rs`);
 //! - the future and the output are always dropped on the loop thread: at completion, when the
@@ -112,12 +112,6 @@ pub(crate) trait JoinTarget<T>: TaskObject {
     fn as_task_object(self: Arc<Self>) -> Arc<dyn TaskObject>;
 }
 
-/// The part of the cell that other threads may read.
-pub(super) struct Header<S> {
-    pub(super) state: AtomicU8,
-    pub(super) scheduler: S,
-}
-
 /// The future until it ends, then its output until it is taken: one slot, since the two never
 /// live at once.
 pub(super) enum Stage<F: Future> {
@@ -128,7 +122,10 @@ pub(super) enum Stage<F: Future> {
 }
 
 pub(crate) struct TaskCell<F: Future, S = LoopRef> {
-    pub(super) header: Header<S>,
+    /// `SCHEDULED` / `DONE`: with `scheduler`, all that other threads touch. (Not grouped in a
+    /// struct: its padding would cost the cell 8 bytes, and with them a malloc size class.)
+    pub(super) state: AtomicU8,
+    pub(super) scheduler: S,
     pub(super) status: Cell<Status>,
     /// `POLLING` / `CANCELLED_IN_STEP` (one byte: set and cleared on every step).
     pub(super) step_flags: Cell<u8>,
@@ -172,12 +169,12 @@ pub(super) struct ColdParts {
     pub(super) unreported_panic: Option<Panic>,
 }
 
-// SAFETY: the only state other threads touch is `header` (atomics and a Send + Sync handle) and
+// SAFETY: the only state other threads touch is `state` (an atomic) and `scheduler` (Send + Sync) and
 // the Arc's reference counts; every other field, including the future and the output, is only
 // read, written and dropped on the loop thread; the module doc explains why nothing !Send is left
 // in the cell when the last reference may be released elsewhere.
 unsafe impl<F: Future, S: Send> Send for TaskCell<F, S> {}
-// SAFETY: as for Send: shared access from other threads is limited to `header`.
+// SAFETY: as for Send: shared access from other threads is limited to `state` and `scheduler`.
 unsafe impl<F: Future, S: Sync> Sync for TaskCell<F, S> {}
 
 impl<F, S> TaskCell<F, S>
@@ -194,10 +191,8 @@ where
         context: Option<Snapshot>,
     ) -> Arc<Self> {
         let cell = Arc::new(TaskCell {
-            header: Header {
-                state: AtomicU8::new(0),
-                scheduler,
-            },
+            state: AtomicU8::new(0),
+            scheduler,
             status: Cell::new(Status::Pending),
             step_flags: Cell::new(0),
             handle_alive: Cell::new(true),

@@ -89,7 +89,7 @@ where
     }
 
     fn loop_id(&self) -> u64 {
-        self.header.scheduler.loop_id()
+        self.scheduler.loop_id()
     }
 
     fn cancel(&self, cancelled: Cancelled) -> bool {

@@ -32,7 +32,7 @@ where
     /// One step: poll the future once, on the loop thread (asyncio's `Task.__step`).
     pub(super) fn step(self: &Arc<Self>) {
         // Clear SCHEDULED first, so that a wake-up during the poll queues another step.
-        self.header.state.fetch_and(!SCHEDULED, Ordering::AcqRel);
+        self.state.fetch_and(!SCHEDULED, Ordering::AcqRel);
         if self.status.get() != Status::Pending {
             return;
         }
@@ -177,7 +177,7 @@ where
             Err(TaskError::Panicked(_)) => Status::Panicked,
             Err(TaskError::DifferentLoop(_)) => Status::Panicked,
         });
-        self.header.state.fetch_or(DONE, Ordering::AcqRel);
+        self.state.fetch_or(DONE, Ordering::AcqRel);
         self.reset_waiter();
         // Frames and callbacks leave the cell with no borrow held: dropping or running them
         // may touch this task again.
@@ -217,8 +217,7 @@ where
             });
         }
         // The registry lets go now: a finished task lives only as long as its handles do.
-        self.header
-            .scheduler
+        self.scheduler
             .release(self.slot.get(), (self as *const Self).cast());
     }
 

@@ -49,8 +49,7 @@ where
 
     /// Schedules a poll, from any thread.
     pub(super) fn schedule(self: &Arc<Self>) {
-        let header = &self.header;
-        if header.state.fetch_or(SCHEDULED, Ordering::AcqRel) & (SCHEDULED | DONE) != 0 {
+        if self.state.fetch_or(SCHEDULED, Ordering::AcqRel) & (SCHEDULED | DONE) != 0 {
             return;
         }
         let raw = NonNull::new(Arc::into_raw(self.clone()).cast_mut())
@@ -63,7 +62,7 @@ where
         // only ever called on the thread of the loop the task belongs to, because the reference
         // is only handed to the task's scheduler, whose contract that is (see `Schedule`).
         let task = unsafe { TaskRef::from_raw(raw, &Self::TASK_VTABLE) };
-        header.scheduler.schedule(task);
+        self.scheduler.schedule(task);
     }
 
     /// Queues the first poll (from `create_task`).
