@@ -36,13 +36,18 @@ struct State {
 ///
 /// ```
 /// use evloop_reactor::{EventLoop, Timer};
+/// use std::future::Future;
+/// use std::pin::pin;
+/// use std::task::{Context, Waker};
 /// use std::time::Duration;
 ///
 /// let lp = EventLoop::builder().virtual_clock(true).build()?;
-/// let timer = Timer::at(&lp, lp.time() + Duration::from_secs(5))?;
-/// let deadline = timer.deadline();
-/// lp.run_until_complete(timer)?;
-/// assert!(lp.time() >= deadline);
+/// let mut timer = pin!(Timer::at(&lp, lp.time() + Duration::from_secs(5))?);
+/// let mut cx = Context::from_waker(Waker::noop());
+/// assert!(timer.as_mut().poll(&mut cx).is_pending());
+/// lp.advance_clock(Duration::from_secs(5));
+/// lp.run_once()?; // the timer fires
+/// assert!(timer.as_mut().poll(&mut cx).is_ready());
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Timer {
@@ -119,5 +124,90 @@ impl fmt::Debug for Timer {
             .field("deadline", &self.state.deadline)
             .field("fired", &self.state.fired.get())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::Wake;
+    use std::time::Duration;
+
+    use super::*;
+
+    struct Count(AtomicUsize);
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// One iteration that does not park (a parked virtual clock would jump to the timer).
+    fn iterate(lp: &EventLoop) {
+        lp.call_soon(|| ()).unwrap();
+        lp.run_once().unwrap();
+    }
+
+    fn counting() -> (Arc<Count>, Waker) {
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        (count.clone(), Waker::from(count))
+    }
+
+    #[test]
+    fn the_timer_wakes_the_waker_of_the_last_poll_and_only_when_due() {
+        let lp = EventLoop::builder().virtual_clock(true).build().unwrap();
+        let mut timer = std::pin::pin!(Timer::at(&lp, lp.time() + Duration::from_secs(5)).unwrap());
+        let (first, first_waker) = counting();
+        let (second, second_waker) = counting();
+        assert!(
+            timer
+                .as_mut()
+                .poll(&mut Context::from_waker(&first_waker))
+                .is_pending()
+        );
+        assert!(
+            timer
+                .as_mut()
+                .poll(&mut Context::from_waker(&second_waker))
+                .is_pending()
+        );
+        lp.advance_clock(Duration::from_millis(4_999));
+        iterate(&lp);
+        assert_eq!(second.0.load(Ordering::SeqCst), 0, "never early");
+        lp.advance_clock(Duration::from_millis(1));
+        iterate(&lp);
+        assert_eq!(first.0.load(Ordering::SeqCst), 0);
+        assert_eq!(second.0.load(Ordering::SeqCst), 1);
+        assert!(
+            timer
+                .as_mut()
+                .poll(&mut Context::from_waker(&second_waker))
+                .is_ready()
+        );
+    }
+
+    #[test]
+    fn dropping_a_timer_cancels_it_and_releases_the_waker_at_once() {
+        let lp = EventLoop::builder().virtual_clock(true).build().unwrap();
+        let mut timer = Box::pin(Timer::at(&lp, lp.time() + Duration::from_secs(5)).unwrap());
+        let (count, waker) = counting();
+        assert!(
+            timer
+                .as_mut()
+                .poll(&mut Context::from_waker(&waker))
+                .is_pending()
+        );
+        drop(waker);
+        assert_eq!(Arc::strong_count(&count), 2, "the timer holds the waker");
+        drop(timer);
+        assert_eq!(Arc::strong_count(&count), 1, "dropped with the timer");
+        lp.advance_clock(Duration::from_secs(5));
+        iterate(&lp);
+        assert_eq!(
+            count.0.load(Ordering::SeqCst),
+            0,
+            "a cancelled timer never fires"
+        );
     }
 }
