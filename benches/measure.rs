@@ -7,7 +7,7 @@
 //! measure <workload> <impl> <n> [--passes P] [--warmup W]
 //! ```
 //!
-//! runs an untimed warm-up pass of size W (default n), then P timed passes (default 1), and
+//! runs an untimed warm-up pass of size W (default n), outside the callgrind marker, then P timed passes (default 1), and
 //! prints one line of `key=value` fields: `workload`, `impl`, `n`, `ns_per_item` (the median
 //! pass divided by n), `cpu_ns_per_item` (the median
 //! pass's process CPU time divided by n), `passes`, `peak_rss_kb` (the process's `VmHWM`). Exits non-zero with a
@@ -98,7 +98,9 @@ fn main() -> ExitCode {
     let pass = |n| runtimes.pass(args.workload, args.imp, n);
     let passes = (|| -> Result<Vec<(f64, f64)>, String> {
         if args.warmup > 0 {
+            workloads::set_marking(false);
             pass(args.warmup)?;
+            workloads::set_marking(true);
         }
         (0..args.passes)
             .map(|_| {

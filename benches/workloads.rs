@@ -15,7 +15,7 @@ use std::future::Future;
 use std::hint::black_box;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -101,8 +101,20 @@ pub(crate) fn evloop_bench_measured(body: &mut dyn FnMut()) {
     black_box(());
 }
 
-/// Runs `body` inside [`evloop_bench_measured`] and returns its value.
+/// Whether [`measured`] runs its body inside the marker: off for a warm-up pass, so that
+/// callgrind counts the timed passes alone. Read by every thread of a pass.
+static MARKING: AtomicBool = AtomicBool::new(true);
+
+/// Turns the marker on (timed passes) or off (warm-up).
+pub(crate) fn set_marking(on: bool) {
+    MARKING.store(on, Ordering::Relaxed);
+}
+
+/// Runs `body` inside [`evloop_bench_measured`] (unless marking is off) and returns its value.
 pub(crate) fn measured<R>(body: impl FnOnce() -> R) -> R {
+    if !MARKING.load(Ordering::Relaxed) {
+        return body();
+    }
     let mut body = Some(body);
     let mut out = None;
     evloop_bench_measured(&mut || out = Some((body.take().expect("runs once"))()));
