@@ -18,7 +18,7 @@ mod parse;
 mod table;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use crate::{TaskResult, cargo, cargo_bin, describe, root};
@@ -39,6 +39,7 @@ const NATIVE_TIMEOUT: u64 = 180;
 /// Seconds a callgrind `measure` run may take.
 const CALLGRIND_TIMEOUT: u64 = 400;
 
+#[derive(Debug)]
 struct Options {
     passes: u64,
     echo: bool,
@@ -422,8 +423,10 @@ fn echo(results: &mut Results, valgrind: bool, failures: &mut Vec<String>) {
             Path::new("bash"),
             &[script(name).display().to_string()],
         );
+        // The scripts report their builds and passes on stderr: shown as they go.
         cmd.env("RUNS", "3")
             .env("IMPLS", "evloop-protocol tokio")
+            .stderr(Stdio::inherit())
             .current_dir(root());
         output_of(cmd, secs).map(|out| parse::peer_figures(&out))
     };
@@ -459,5 +462,58 @@ fn echo(results: &mut Results, valgrind: bool, failures: &mut Vec<String>) {
             }
         }
         Err(why) => failures.push(format!("tcp echo callgrind: {why}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn table_options_parse_and_reject_nonsense() {
+        let o = options(&args(&[])).unwrap();
+        assert_eq!((o.passes, o.echo), (5, true));
+        let o = options(&args(&["--passes", "3", "--no-echo"])).unwrap();
+        assert_eq!((o.passes, o.echo), (3, false));
+        assert!(options(&args(&["--passes", "0"])).is_err());
+        assert!(options(&args(&["--passes"])).is_err());
+        assert!(
+            options(&args(&["--fast"]))
+                .unwrap_err()
+                .contains("unknown argument")
+        );
+    }
+
+    #[test]
+    fn callgrind_runs_are_small_and_cover_every_workload() {
+        let jobs = callgrind_jobs();
+        for workload in ["callbacks", "timers", "tasks", "threadsafe", "queue"] {
+            for imp in IMPLS {
+                assert!(
+                    jobs.iter().any(|j| j.0 == workload && j.1 == imp),
+                    "{workload} {imp}"
+                );
+            }
+        }
+        assert!(jobs.iter().any(|j| j.0 == "threadsafe" && j.1 == FLOOR));
+        for (workload, imp, n, warmup) in jobs {
+            assert!(n <= 100_000, "{workload} {imp} at {n} under callgrind");
+            assert!(
+                warmup <= IR_WARMUP,
+                "{workload} {imp} warms up with {warmup}"
+            );
+        }
+    }
+
+    #[test]
+    fn measure_is_given_its_passes_and_warmup() {
+        assert_eq!(
+            measure_args(("tasks", "smol", 1000, 10), 3),
+            args(&["tasks", "smol", "1000", "--passes", "3", "--warmup", "10"])
+        );
     }
 }
