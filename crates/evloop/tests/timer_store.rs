@@ -14,6 +14,12 @@ use evloop_test_support::{DropFlag, Rng, vrun};
 /// A deadline as the model orders it: nanoseconds from the test's start (negative: overdue).
 type Key = (i128, u64);
 
+/// A value below 2^k for a random k below `max_bits`: every scale of delay equally often.
+fn scaled(rng: &mut Rng, max_bits: u64) -> u64 {
+    let bits = rng.below(max_bits);
+    rng.below(1 << bits)
+}
+
 struct Harness {
     timers: TimerHeap,
     t0: Instant,
@@ -24,13 +30,20 @@ struct Harness {
     never: BTreeMap<u64, TimerHandle>,
     handles: Vec<(Key, TimerHandle)>,
     fired: Rc<RefCell<Vec<u64>>>,
+    /// Where `t0` is in the store's own ticks (nanoseconds from its epoch), to aim at the
+    /// power-of-two boundaries its structure splits at.
+    t0_ticks: i128,
 }
 
 impl Harness {
     fn new() -> Harness {
         let t0 = Instant::now() + Duration::from_secs(3600);
+        let timers = TimerHeap::new();
+        // `never()` is the epoch plus 2^63 - 1 ns.
+        let epoch = timers.never() - Duration::from_nanos(u64::MAX >> 1);
         Harness {
-            timers: TimerHeap::new(),
+            t0_ticks: (t0 - epoch).as_nanos() as i128,
+            timers,
             t0,
             now: 0,
             next_seq: 0,
@@ -50,6 +63,15 @@ impl Harness {
         }
     }
 
+    /// A time near a power-of-two boundary of the store's ticks (2^10 to 2^46 ns) a few
+    /// boundaries after `now`, or one tick either side of it.
+    fn near_boundary(&self, rng: &mut Rng) -> i128 {
+        let unit = 1i128 << (10 + 6 * rng.below(7));
+        let now = self.t0_ticks + self.now;
+        let boundary = (now / unit + 1 + rng.below(3) as i128) * unit;
+        boundary - self.t0_ticks + rng.below(3) as i128 - 1
+    }
+
     fn schedule(&mut self, rng: &mut Rng) {
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -61,14 +83,15 @@ impl Harness {
                 let pick = rng.below(self.model.len() as u64) as usize;
                 self.model.keys().nth(pick).map_or(self.now, |k| k.0)
             }
-            1 => self.now - rng.below(1u64 << rng.below(30)) as i128,
+            1 => self.now - scaled(rng, 30) as i128,
             2 => self.now,
+            4..=6 => self.near_boundary(rng),
             3 => {
                 let handle = self.timers.schedule(self.timers.never(), callback);
                 self.never.insert(seq, handle);
                 return;
             }
-            _ => self.now + rng.below(1u64 << rng.below(48)) as i128,
+            _ => self.now + scaled(rng, 48) as i128,
         };
         let handle = self.timers.schedule(self.instant(deadline), callback);
         assert_eq!(handle.when(), self.instant(deadline));
@@ -139,9 +162,13 @@ fn the_wheel_pops_exactly_what_an_ordered_map_would() {
                 0..=8 => h.schedule(&mut rng),
                 9..=12 => h.cancel(&mut rng),
                 13 => h.run_due(),
+                14..=16 => {
+                    h.now = h.now.max(h.near_boundary(&mut rng));
+                    h.run_due();
+                }
                 _ => {
                     // Small steps mostly, now and then a jump of up to a day or so.
-                    h.now += rng.below(1u64 << rng.below(47)) as i128;
+                    h.now += scaled(&mut rng, 47) as i128;
                     h.run_due();
                 }
             }
