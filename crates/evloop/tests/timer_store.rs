@@ -64,9 +64,9 @@ impl Harness {
     }
 
     /// A time near a power-of-two boundary of the store's ticks (2^10 to 2^46 ns) a few
-    /// boundaries after `now`, or one tick either side of it.
+    /// boundaries after `now`, or one tick either side of it: where a wheel splits.
     fn near_boundary(&self, rng: &mut Rng) -> i128 {
-        let unit = 1i128 << (10 + 6 * rng.below(7));
+        let unit = 1i128 << (10 + rng.below(37));
         let now = self.t0_ticks + self.now;
         let boundary = (now / unit + 1 + rng.below(3) as i128) * unit;
         boundary - self.t0_ticks + rng.below(3) as i128 - 1
@@ -190,7 +190,10 @@ fn cancelling_drops_the_capture_at_once_at_any_distance() {
         let when = now.checked_add(delay).unwrap_or(timers.never());
         let timer = timers.schedule(when, move || drop(guard));
         timer.cancel();
-        assert!(dropped.get(), "{delay:?}: dropped by cancel, not by a later clean-up");
+        assert!(
+            dropped.get(),
+            "{delay:?}: dropped by cancel, not by a later clean-up"
+        );
     }
     timers.clean_up();
     assert!(timers.pop_due(now + Duration::from_secs(1 << 40)).is_none());
@@ -223,7 +226,10 @@ fn a_huge_delay_means_never_and_a_zero_delay_means_now() {
         assert!(!dropped.get() && !never.cancelled() && !far_fired.get());
         never.cancel();
         far.cancel();
-        assert!(dropped.get(), "cancel drops a never-timer's capture at once");
+        assert!(
+            dropped.get(),
+            "cancel drops a never-timer's capture at once"
+        );
     })
     .unwrap();
 }
@@ -250,7 +256,11 @@ fn the_virtual_clock_jumps_exactly_to_deadlines_across_every_level() {
         assert_eq!(fired.len(), delays.len());
         for (&(i, at), (j, &delay)) in fired.iter().zip(delays.iter().enumerate()) {
             assert_eq!(i, j, "deadline order");
-            assert_eq!(at, start + delay, "the clock lands on the deadline: never early");
+            assert_eq!(
+                at,
+                start + delay,
+                "the clock lands on the deadline: never early"
+            );
         }
     })
     .unwrap();

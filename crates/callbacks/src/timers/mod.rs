@@ -220,6 +220,9 @@ impl Epoch {
 pub struct TimerHeap {
     wheel: Wheel,
     epoch: Epoch,
+    /// The last `end` given to `pop_due` and its ticks: the loop pops every due timer with the
+    /// same `end`, and converting an `Instant` costs more than the wheel's own work.
+    last_end: (Instant, u64),
     next_seq: u64,
     /// How many handles in the store are cancelled; shared with every `TimerHandle`.
     cancelled: Rc<Cell<usize>>,
@@ -243,9 +246,11 @@ impl fmt::Debug for TimerHeap {
 impl TimerHeap {
     /// An empty store.
     pub fn new() -> TimerHeap {
+        let epoch = Epoch(Instant::now());
         TimerHeap {
             wheel: Wheel::new(Epoch::BIAS),
-            epoch: Epoch(Instant::now()),
+            epoch,
+            last_end: (epoch.0, Epoch::BIAS),
             next_seq: 0,
             cancelled: Rc::new(Cell::new(0)),
         }
@@ -320,6 +325,7 @@ impl TimerHeap {
                 }
             }
         }
+        self.wheel.trim_if_shrunk();
     }
 
     fn forget_cancelled(&self, entry: &Entry) {
@@ -340,7 +346,10 @@ impl TimerHeap {
     /// The loop passes `now + clock resolution` as `end` (asyncio's rule), so a timer is never
     /// run before its deadline as the clock can tell it.
     pub fn pop_due(&mut self, end: Instant) -> Option<Handle> {
-        let end = self.epoch.ticks(end).min(wheel::NEVER - 1);
+        if self.last_end.0 != end {
+            self.last_end = (end, self.epoch.ticks(end).min(wheel::NEVER - 1));
+        }
+        let end = self.last_end.1;
         while let Some(entry) = self.wheel.pop_before(end) {
             if entry.handle.cancelled() {
                 self.forget_cancelled(&entry);

@@ -34,17 +34,22 @@ const GRANULE_BITS: u32 = 10;
 /// log2 of the number of slots per level.
 const LEVEL_BITS: u32 = 6;
 const SLOTS: usize = 1 << LEVEL_BITS;
+/// One bit per slot of a level.
+type Occupied = u64;
 /// Enough levels for every deadline bit above the granule.
 const LEVELS: usize = (u64::BITS - GRANULE_BITS).div_ceil(LEVEL_BITS) as usize;
-/// A drained slot keeps its allocation up to this many entries; a bigger one is freed, so that a
-/// burst does not stay allocated in every slot it passed through.
+/// After a [`trim`](Wheel::trim), an empty slot keeps its allocation up to this many entries.
 const KEEP_CAPACITY: usize = 64;
+/// The wheel trims itself once it holds less than a quarter of its peak, if the peak was above
+/// this. (Slots keep their buffers while timers flow through them: freeing and regrowing them
+/// cost more than the heap work, mostly in glibc consolidating the freed handles' chunks.)
+const TRIM_PEAK: usize = 4096;
 /// The deadline that means "never".
 pub(super) const NEVER: u64 = u64::MAX;
 
 struct Level {
     /// Bit `s` is set when slot `s` is not empty.
-    occupied: u64,
+    occupied: Occupied,
     slots: [BinaryHeap<Entry>; SLOTS],
 }
 
@@ -54,6 +59,8 @@ pub(super) struct Wheel {
     never: Vec<Entry>,
     cursor: u64,
     len: usize,
+    /// The most entries held since the last trim.
+    peak: usize,
 }
 
 /// Where an entry goes: `None` for `near`, else `(level, slot)`.
@@ -80,14 +87,10 @@ fn digit(ticks: u64, level: usize) -> usize {
 /// The first tick of slot `slot` of `level`, for entries that agree with `cursor` above it.
 fn slot_start(cursor: u64, level: usize, slot: usize) -> u64 {
     let above = shift(level) + LEVEL_BITS;
-    let high = cursor.checked_shr(above).map_or(0, |h| h.checked_shl(above).unwrap_or(0));
+    let high = cursor
+        .checked_shr(above)
+        .map_or(0, |h| h.checked_shl(above).unwrap_or(0));
     high | ((slot as u64) << shift(level))
-}
-
-fn release(heap: &mut BinaryHeap<Entry>) {
-    if heap.capacity() > KEEP_CAPACITY {
-        *heap = BinaryHeap::new();
-    }
 }
 
 impl Wheel {
@@ -102,6 +105,7 @@ impl Wheel {
             never: Vec::new(),
             cursor: now,
             len: 0,
+            peak: 0,
         }
     }
 
@@ -111,6 +115,7 @@ impl Wheel {
 
     pub(super) fn push(&mut self, entry: Entry) {
         self.len += 1;
+        self.peak = self.peak.max(self.len);
         if entry.ticks() == NEVER {
             self.never.push(entry);
             return;
@@ -123,7 +128,7 @@ impl Wheel {
             None => self.near.push(entry),
             Some((level, slot)) => {
                 let level = &mut self.levels[level];
-                level.occupied |= 1 << slot;
+                level.occupied |= (1 as Occupied) << slot;
                 level.slots[slot].push(entry);
             }
         }
@@ -171,8 +176,7 @@ impl Wheel {
         if let Some((l, s)) = self.first_slot() {
             let level = &mut self.levels[l];
             if level.slots[s].is_empty() {
-                level.occupied &= !(1 << s);
-                release(&mut level.slots[s]);
+                level.occupied &= !((1 as Occupied) << s);
             }
         }
     }
@@ -194,7 +198,9 @@ impl Wheel {
                 return None;
             };
             let start = slot_start(self.cursor, l, s);
-            let due = self.levels[l].slots[s].peek().is_some_and(|e| e.ticks() < end);
+            let due = self.levels[l].slots[s]
+                .peek()
+                .is_some_and(|e| e.ticks() < end);
             if !due {
                 // Short of the slot's start: at it, new timers would be filed below entries
                 // that are earlier than they are.
@@ -202,14 +208,13 @@ impl Wheel {
                 return None;
             }
             let level = &mut self.levels[l];
-            level.occupied &= !(1 << s);
+            level.occupied &= !((1 as Occupied) << s);
             if l == 0 {
                 // Everything in this slot lies in [start, start + granule): it becomes `near`,
                 // and the cursor its last tick. (A timer filed later at that very tick goes
                 // after the ones in `near`, as its sequence number says; one tick further would
                 // be the start of the next slot, where the cursor may not go.)
                 std::mem::swap(&mut self.near, &mut level.slots[s]);
-                release(&mut level.slots[s]);
                 self.cursor = start + ((1 << GRANULE_BITS) - 1);
             } else {
                 let mut entries = std::mem::take(&mut level.slots[s]).into_vec();
@@ -217,14 +222,21 @@ impl Wheel {
                 for entry in entries.drain(..) {
                     self.file(entry);
                 }
-                if entries.capacity() <= KEEP_CAPACITY {
-                    self.levels[l].slots[s] = BinaryHeap::from(entries);
-                }
+                self.levels[l].slots[s] = BinaryHeap::from(entries);
             }
         }
     }
 
-    /// Keeps only the entries for which `keep` is true (the order is kept).
+    /// Frees what empty slots hold and shrinks oversized ones once the wheel has shrunk to a
+    /// quarter of its peak: memory follows the number of timers, at the cost of one pass over
+    /// the slots per such drop.
+    pub(super) fn trim_if_shrunk(&mut self) {
+        if self.peak > TRIM_PEAK && 4 * self.len < self.peak {
+            self.retain(|_| true);
+        }
+    }
+
+    /// Keeps only the entries for which `keep` is true (the order is kept), and trims.
     pub(super) fn retain(&mut self, mut keep: impl FnMut(&Entry) -> bool) {
         let shrink = |heap: &mut BinaryHeap<Entry>| {
             if heap.capacity() > 4 * heap.len().max(KEEP_CAPACITY) {
@@ -234,15 +246,15 @@ impl Wheel {
         self.near.retain(&mut keep);
         shrink(&mut self.near);
         for level in self.levels.iter_mut() {
-            let mut occupied = level.occupied;
-            while occupied != 0 {
-                let s = occupied.trailing_zeros() as usize;
-                occupied &= occupied - 1;
-                let slot = &mut level.slots[s];
-                slot.retain(&mut keep);
+            for (s, slot) in level.slots.iter_mut().enumerate() {
+                if level.occupied & ((1 as Occupied) << s) != 0 {
+                    slot.retain(&mut keep);
+                }
                 if slot.is_empty() {
-                    level.occupied &= !(1 << s);
-                    release(slot);
+                    level.occupied &= !((1 as Occupied) << s);
+                    if slot.capacity() > KEEP_CAPACITY {
+                        *slot = BinaryHeap::new();
+                    }
                 } else {
                     shrink(slot);
                 }
@@ -260,6 +272,7 @@ impl Wheel {
                 .flat_map(|level| level.slots.iter())
                 .map(BinaryHeap::len)
                 .sum::<usize>();
+        self.peak = self.len;
     }
 
     /// Removes every entry, in no particular order.
@@ -396,6 +409,7 @@ mod tests {
                 last = e.key;
             }
         }
+        wheel.trim_if_shrunk();
         let kept = wheel.capacity();
         assert!(
             kept <= LEVELS * SLOTS * KEEP_CAPACITY / 4,
