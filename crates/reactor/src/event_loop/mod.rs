@@ -191,13 +191,17 @@ impl EventLoop {
         Ok(handle)
     }
 
-    /// Schedules `callback` to run once `delay` has passed (asyncio's `call_later`).
+    /// Schedules `callback` to run once `delay` has passed (asyncio's `call_later`). A delay
+    /// too long to represent (`Duration::MAX`, asyncio's `call_later(math.inf)`) means never:
+    /// the timer can still be cancelled, and `close` drops it.
     ///
     /// ```
     /// use std::time::Duration;
     /// let lp = evloop_reactor::EventLoop::builder().virtual_clock(true).build().unwrap();
     /// let t = lp.call_later(Duration::from_secs(60), || println!("a minute later")).unwrap();
     /// assert_eq!(t.when() - lp.time(), Duration::from_secs(60));
+    /// let never = lp.call_later(Duration::MAX, || unreachable!()).unwrap();
+    /// assert!(never.when() > t.when());
     /// ```
     #[track_caller]
     pub fn call_later(
@@ -205,11 +209,14 @@ impl EventLoop {
         delay: Duration,
         callback: impl FnOnce() + 'static,
     ) -> Result<TimerHandle, LoopError> {
-        self.call_at(self.time() + delay, callback)
+        let when = self.time().checked_add(delay);
+        let when = when.unwrap_or_else(|| self.inner.timers.borrow().never());
+        self.call_at(when, callback)
     }
 
     /// Schedules `callback` to run at loop time `when` (asyncio's `call_at`). A deadline in the
-    /// past is allowed: the timer is due at once.
+    /// past is allowed: the timer is due at once; one centuries away (see
+    /// [`TimerHeap::never`](evloop_callbacks::TimerHeap::never)) never comes due.
     ///
     /// ```
     /// let lp = evloop_reactor::EventLoop::new().unwrap();
