@@ -35,6 +35,7 @@
 
 mod context;
 mod handle;
+mod pool;
 mod ready;
 mod remote;
 mod sync;
