@@ -209,7 +209,11 @@ impl EventLoop {
             for item in batch.drain(..) {
                 match item {
                     RemoteItem::Callback(callback, location, context) => {
-                        ready.push_handle(Handle::with_context(callback, location, context));
+                        ready.push_handle(Handle::with_context(
+                            move || callback.call(),
+                            location,
+                            context,
+                        ));
                     }
                     RemoteItem::Task(task) => ready.push_task(task),
                     RemoteItem::Stop => inner.stopping.set(true),
