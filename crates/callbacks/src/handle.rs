@@ -304,6 +304,7 @@ impl Handle {
     /// h.cancel();
     /// assert!(h.cancelled());
     /// ```
+    #[inline]
     pub fn cancelled(&self) -> bool {
         self.header().state.get() & CANCELLED != 0
     }
@@ -317,6 +318,7 @@ impl Handle {
     /// let h = evloop_callbacks::Handle::new(|| println!("hello"));
     /// assert!(h.run());
     /// ```
+    #[inline]
     pub fn run(&self) -> bool {
         self.retire(CONSUMED, true)
     }

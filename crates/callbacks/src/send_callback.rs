@@ -158,7 +158,7 @@ mod tests {
                 ran.fetch_add(1, Ordering::Relaxed);
             })
         };
-        assert!(Held::<fn()>::INLINE);
+        const { assert!(Held::<fn()>::INLINE) };
         std::thread::spawn(move || {
             small.call();
             big.call();
