@@ -4,7 +4,8 @@
 //! [`iterate`](EventLoop::iterate) is the whole of it: compact the cancelled timers; compute how
 //! long the reactor may block (not at all when work is ready or a stop is pending, until the
 //! next deadline when timers exist, indefinitely otherwise); with a virtual clock, turn a wait
-//! for a timer into a jump of the clock; poll the reactor; dispatch the I/O events; jump the
+//! for a timer into a jump of the clock; poll the reactor (an iteration that only has work from
+//! other threads skips a poll made within the last 50 µs); dispatch the I/O events; jump the
 //! virtual clock if nothing happened meanwhile; take in what other threads sent; move the due
 //! timers to the ready queue; run exactly the callbacks that were ready when the batch started.
 
@@ -25,6 +26,12 @@ const MAX_POLL_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 /// How many polls in a row may fail before `run_forever` gives up with the error (asyncio raises
 /// at the first; a few retries ride out a transient ENOMEM without spinning on a broken epoll).
 const MAX_POLL_FAILURES: u32 = 10;
+
+/// An iteration whose only work is what other threads sent skips its non-blocking poll when the
+/// reactor was polled less than this long ago. A cross-thread round trip then costs no
+/// `epoll_wait` of its own (the item that woke the loop is already in hand), while I/O readiness
+/// is still collected at least this often under any stream of `call_soon_threadsafe` work.
+pub(super) const POLL_SKIP_WINDOW: Duration = Duration::from_micros(50);
 
 /// How one poll of the reactor went, when it did not end the run.
 enum Polled {
@@ -67,7 +74,14 @@ impl EventLoop {
         let inner = &*self.inner;
         inner.iterations.set(inner.iterations.get() + 1);
         self.compact_cancelled_timers();
-        let (timeout, jump_to) = self.virtual_clock_wait(self.poll_timeout());
+        let timeout = self.poll_timeout();
+        if self.may_skip_poll(timeout) {
+            self.take_remote();
+            self.move_due_timers();
+            self.run_ready();
+            return Ok(());
+        }
+        let (timeout, jump_to) = self.virtual_clock_wait(timeout);
         let polled = match self.poll_io(timeout) {
             Ok(Polled::Events) => {
                 let io_happened = self.dispatch_events();
@@ -110,6 +124,33 @@ impl EventLoop {
         }
     }
 
+    /// Whether this iteration may go without polling: its only work came from other threads
+    /// (nothing ready, no stop pending, so asyncio would poll with a zero timeout only because
+    /// of them) and the reactor was polled within [`POLL_SKIP_WINDOW`]. An item from another
+    /// thread arrives at no particular point relative to the poll, so running it before the
+    /// next poll is an order asyncio could have produced; the window bounds how late I/O can be.
+    /// Returns false, and notes the time of the poll about to happen, otherwise.
+    #[inline]
+    fn may_skip_poll(&self, timeout: Option<Duration>) -> bool {
+        let inner = &*self.inner;
+        if timeout != Some(Duration::ZERO)
+            || inner.stopping.get()
+            || !inner.ready.borrow().is_empty()
+        {
+            return false;
+        }
+        let now = Instant::now();
+        if inner
+            .polled_at
+            .get()
+            .is_some_and(|at| now.saturating_duration_since(at) < POLL_SKIP_WINDOW)
+        {
+            return true;
+        }
+        inner.polled_at.set(Some(now));
+        false
+    }
+
     /// With a virtual clock, a wait for a timer becomes a non-blocking poll followed by a jump
     /// of the clock to the deadline (returned as the second value); while outside work holds
     /// the clock, the loop waits for that work in real time instead, however long it takes.
@@ -144,6 +185,8 @@ impl EventLoop {
             .poll(&mut inner.events.borrow_mut(), timeout);
         if parked {
             inner.shared.queue.unpark();
+            // A blocking poll just returned: the next iterations may skip theirs.
+            inner.polled_at.set(Some(Instant::now()));
         }
         match result {
             Err(error) if error.kind() != io::ErrorKind::Interrupted => {
@@ -209,7 +252,11 @@ impl EventLoop {
             for item in batch.drain(..) {
                 match item {
                     RemoteItem::Callback(callback, location, context) => {
-                        ready.push_handle(Handle::with_context(callback, location, context));
+                        ready.push_handle(Handle::with_context(
+                            move || callback.call(),
+                            location,
+                            context,
+                        ));
                     }
                     RemoteItem::Task(task) => ready.push_task(task),
                     RemoteItem::Stop => inner.stopping.set(true),

@@ -55,6 +55,9 @@ struct Inner {
     close_after_run: Cell<bool>,
     /// Polls that failed in a row (see [`MAX_POLL_FAILURES`](iteration::MAX_POLL_FAILURES)).
     poll_failures: Cell<u32>,
+    /// When the reactor was last polled, if recently known (see
+    /// [`POLL_SKIP_WINDOW`](iteration::POLL_SKIP_WINDOW)).
+    polled_at: Cell<Option<Instant>>,
     debug: Cell<bool>,
     slow_callback: Cell<Duration>,
     iterations: Cell<u64>,
