@@ -1,4 +1,5 @@
-//! Tasks, futures, combinators and run(): asyncio's coroutine-layer contracts (sections B3, G, H).
+//! Tasks, futures, combinators and run(): asyncio's coroutine-layer contracts (sections B3, G, H),
+//! cancellation down the await chain, loop ownership and reports, the task dump.
 //! One test binary, a module per area (tokio's `tests/` naming: `task_*`, `combinators_*`,
 //! `time_*`), so that CI links it once.
 
@@ -8,7 +9,10 @@ mod combinators_wait;
 mod error_texts;
 mod loop_future;
 mod runner;
+mod task_cancel;
 mod task_cancel_request;
+mod task_dump;
+mod task_edges;
 mod task_group;
 mod task_lifetime;
 mod task_spawn;
