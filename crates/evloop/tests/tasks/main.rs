@@ -11,6 +11,7 @@ mod loop_future;
 mod runner;
 mod task_cancel;
 mod task_cancel_request;
+mod task_cell;
 mod task_dump;
 mod task_edges;
 mod task_group;
