@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use evloop::{TaskError, TimeoutError, gather, gather_settled, sleep, timeout};
 
-use crate::{DropFlag, HOUR, vrun};
+use crate::HOUR;
+use evloop_test_support::{DropFlag, vrun};
 
 #[test]
 fn gather_returns_values_in_argument_order() {
@@ -74,8 +75,7 @@ fn gather_returns_the_first_error_at_once_and_the_others_keep_running() {
 
 #[test]
 fn dropping_an_unfinished_gather_cancels_its_children() {
-    let dropped = Rc::new(Cell::new(false));
-    let flag = DropFlag(dropped.clone());
+    let (dropped, flag) = DropFlag::new();
     vrun(async move {
         let child = async move {
             let _guard = flag;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use evloop::{create_task, shield, sleep};
 
-use crate::vrun;
+use evloop_test_support::vrun;
 
 #[test]
 fn shield_keeps_the_inner_task_running_when_the_outer_is_cancelled() {

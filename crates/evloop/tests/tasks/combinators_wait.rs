@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use evloop::{ReturnWhen, create_task, sleep, wait};
 
-use crate::vrun;
+use evloop_test_support::vrun;
 
 #[test]
 fn wait_modes_and_timeout() {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use evloop::{FutureError, InvalidState, LoopExt, create_task, sleep};
 
-use crate::vrun;
+use evloop_test_support::vrun;
 
 #[test]
 fn loop_future_results_errors_and_callbacks() {

@@ -1,7 +1,7 @@
 //! `run`, `Runner` and `run_until_complete`: leftover tasks cancelled and awaited at the end,
 //! nesting refused, a runner's loop reused until it is closed.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -9,18 +9,18 @@ use evloop::{
     EventLoop, LoopError, LoopExt, RunError, Runner, TaskError, catch_cancel, create_task, sleep,
 };
 
-use crate::{DropFlag, HOUR, Reports, record_reports, vrun};
+use crate::HOUR;
+use evloop_test_support::{DropFlag, Reports, record_running_reports, vrun};
 
 /// Leaks on purpose (it forgets a task handle, see below), so `cargo xtask asan` excludes it by
 /// name from the LeakSanitizer run.
 #[test]
 fn run_cancels_leftover_tasks_waits_for_them_and_reports_their_panics() {
-    let dropped = Rc::new(Cell::new(false));
-    let flag = DropFlag(dropped.clone());
+    let (dropped, flag) = DropFlag::new();
     let reports = Rc::new(RefCell::new(None::<Reports>));
     let slot = reports.clone();
     vrun(async move {
-        *slot.borrow_mut() = Some(record_reports());
+        *slot.borrow_mut() = Some(record_running_reports());
         create_task(async move {
             let _guard = flag;
             sleep(HOUR).await;
@@ -41,8 +41,8 @@ fn run_cancels_leftover_tasks_waits_for_them_and_reports_their_panics() {
     let reports = reports.borrow();
     assert!(
         reports.iter().any(
-            |(m, e)| m == "unhandled exception during evloop::run() shutdown"
-                && e.as_deref() == Some("panic: panicked while cleaning up")
+            |r| r.message == "unhandled exception during evloop::run() shutdown"
+                && r.exception.as_deref() == Some("panic: panicked while cleaning up")
         ),
         "{reports:?}"
     );
@@ -50,8 +50,7 @@ fn run_cancels_leftover_tasks_waits_for_them_and_reports_their_panics() {
 
 #[test]
 fn a_main_panic_reaches_the_caller_after_the_clean_up() {
-    let dropped = Rc::new(Cell::new(false));
-    let flag = DropFlag(dropped.clone());
+    let (dropped, flag) = DropFlag::new();
     let outcome = vrun(async move {
         create_task(async move {
             let _guard = flag;

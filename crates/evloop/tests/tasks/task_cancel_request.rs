@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use evloop::{Cancelled, TaskError, catch_cancel, create_task, sleep};
 
-use crate::{DropFlag, HOUR, vrun};
+use crate::HOUR;
+use evloop_test_support::{DropFlag, vrun};
 
 #[test]
 fn cancel_before_start_never_runs_the_body() {
@@ -27,8 +28,7 @@ fn cancel_before_start_never_runs_the_body() {
 
 #[test]
 fn cancel_while_waiting_runs_destructors_and_carries_the_message() {
-    let dropped = Rc::new(Cell::new(false));
-    let flag = DropFlag(dropped.clone());
+    let (dropped, flag) = DropFlag::new();
     let (outcome, cancelled, done) = vrun(async move {
         let task = create_task(async move {
             let _guard = flag;

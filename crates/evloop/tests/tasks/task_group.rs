@@ -1,18 +1,16 @@
 //! `TaskGroup`: the first failure cancels the siblings, every error is collected, and the
 //! spawn rules of a group that is shutting down or finished.
 
-use std::cell::Cell;
-use std::rc::Rc;
 use std::time::Duration;
 
 use evloop::{ChildError, SpawnError, TaskError, TaskGroup, sleep, timeout};
 
-use crate::{DropFlag, HOUR, vrun};
+use crate::HOUR;
+use evloop_test_support::{DropFlag, vrun};
 
 #[test]
 fn task_group_first_failure_cancels_siblings_and_all_errors_are_collected() {
-    let sibling_dropped = Rc::new(Cell::new(false));
-    let flag = DropFlag(sibling_dropped.clone());
+    let (sibling_dropped, flag) = DropFlag::new();
     let outcome = vrun(async move {
         let group = TaskGroup::<String>::new();
         group

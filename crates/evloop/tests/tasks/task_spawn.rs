@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use evloop::{TaskError, create_task, sleep, yield_now};
 
-use crate::{HOUR, record_reports, vrun};
+use crate::HOUR;
+use evloop_test_support::{record_running_reports, vrun};
 
 #[test]
 fn create_task_outside_a_loop_panics_at_the_callers_line_and_says_what_to_do() {
@@ -58,7 +59,7 @@ fn a_hundred_thousand_concurrent_tasks() {
         total
     })
     .unwrap();
-    assert_eq!(total, (0..100_000u64).sum());
+    assert_eq!(total, (0..100_000u64).sum::<u64>());
 }
 
 #[test]
@@ -118,7 +119,7 @@ fn a_panic_reaches_the_awaiter() {
 #[test]
 fn an_unawaited_panic_reaches_the_exception_handler() {
     let reports = vrun(async {
-        let reports = record_reports();
+        let reports = record_running_reports();
         create_task(async { panic!("nobody listens") }).detach();
         // A handle dropped later, with the panic unretrieved, is reported too.
         let kept = create_task(async { panic!("dropped unread") });
@@ -129,11 +130,17 @@ fn an_unawaited_panic_reaches_the_exception_handler() {
     .unwrap();
     let reports = reports.borrow();
     assert_eq!(reports.len(), 2, "{reports:?}");
-    for (message, _) in reports.iter() {
-        assert_eq!(message, "Task exception was never retrieved");
+    for report in reports.iter() {
+        assert_eq!(report.message, "Task exception was never retrieved");
     }
-    assert_eq!(reports[0].1.as_deref(), Some("panic: nobody listens"));
-    assert_eq!(reports[1].1.as_deref(), Some("panic: dropped unread"));
+    assert_eq!(
+        reports[0].exception.as_deref(),
+        Some("panic: nobody listens")
+    );
+    assert_eq!(
+        reports[1].exception.as_deref(),
+        Some("panic: dropped unread")
+    );
 }
 
 #[test]

@@ -1,17 +1,15 @@
 //! `timeout` and `wait_for`: the deadline fails the wait only once the inner future is dropped.
 
-use std::cell::Cell;
-use std::rc::Rc;
 use std::time::Duration;
 
 use evloop::{TimeoutError, sleep, timeout};
 
-use crate::{DropFlag, HOUR, vrun};
+use crate::HOUR;
+use evloop_test_support::{DropFlag, vrun};
 
 #[test]
 fn timeout_fails_only_after_the_inner_future_was_dropped() {
-    let dropped = Rc::new(Cell::new(false));
-    let flag = DropFlag(dropped.clone());
+    let (dropped, flag) = DropFlag::new();
     let seen = dropped.clone();
     let outcome = vrun(async move {
         let inner = async move {
