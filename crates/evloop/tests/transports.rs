@@ -9,8 +9,8 @@ use std::rc::Rc;
 use evloop::transport::{
     self, DatagramProtocol, DatagramTransport, ExtraInfo, Protocol, Transport, TransportError,
 };
-use evloop::{ConnectOptions, EventLoop, ExceptionContext, NetExt, ServeOptions};
-use evloop_test_support::{in_child, open_fds, reset_on_close, until};
+use evloop::{ConnectOptions, NetExt, ServeOptions};
+use evloop_test_support::{in_child, open_fds, record_reports, reset_on_close, until};
 
 type Log = Rc<RefCell<Vec<String>>>;
 
@@ -248,11 +248,7 @@ fn abort_drops_the_buffer_and_a_reset_reaches_connection_lost() {
         drop(peer);
 
         // A peer that resets: the error reaches connection_lost; no report for it.
-        let reports: Rc<RefCell<Vec<String>>> = Rc::default();
-        let r = reports.clone();
-        lp.set_exception_handler(Some(Rc::new(move |_: &EventLoop, c: &ExceptionContext| {
-            r.borrow_mut().push(c.message.clone())
-        })));
+        let reports = record_reports(&lp);
         let log: Log = Rc::default();
         let t = lp
             .create_connection(
@@ -279,11 +275,7 @@ fn abort_drops_the_buffer_and_a_reset_reaches_connection_lost() {
 fn a_panicking_protocol_fails_its_connection_only() {
     evloop::run(async {
         let lp = evloop::get_running_loop().unwrap();
-        let reports: Rc<RefCell<Vec<String>>> = Rc::default();
-        let r = reports.clone();
-        lp.set_exception_handler(Some(Rc::new(move |_: &EventLoop, c: &ExceptionContext| {
-            r.borrow_mut().push(c.message.clone())
-        })));
+        let reports = record_reports(&lp);
         struct Fragile(Log, Option<Transport>);
         impl Protocol for Fragile {
             fn connection_made(&mut self, t: &Transport) {
@@ -328,7 +320,11 @@ fn a_panicking_protocol_fails_its_connection_only() {
         good_writer.write(b"fine").unwrap();
         assert_eq!(good_reader.readexactly(4).await.unwrap(), b"fine");
         assert_eq!(
-            reports.borrow()[..],
+            reports
+                .borrow()
+                .iter()
+                .map(|r| r.message.as_str())
+                .collect::<Vec<_>>(),
             ["Fatal error: protocol.data_received() call failed."]
         );
         assert_eq!(log.borrow()[..], ["lost true"]);
