@@ -7,7 +7,7 @@
 //!   [`DropFlag`], [`Rng`], a `harness = false` runner ([`run_named_tests`]), [`reset_on_close`]
 //!   and the [`record_reports!`] macro;
 //! - with the `evloop` feature, what needs the facade: [`vrun`], [`test_loop`],
-//!   [`record_reports()`], [`until`] and the rest of [`looped`].
+//!   [`record_reports()`], [`until`], [`settle`] and the rest of [`looped`].
 //!
 //! ```
 //! let answer = evloop_test_support::vrun(async {
@@ -40,6 +40,15 @@ pub use procfs::{open_fds, threads_named};
 pub use reports::{Report, Reports};
 pub use rng::Rng;
 pub use wait::{block_on, eventually};
+
+/// `n` milliseconds: the unit most timings in the tests (and CPython's) are written in.
+///
+/// ```
+/// assert_eq!(evloop_test_support::ms(1500), std::time::Duration::from_secs_f64(1.5));
+/// ```
+pub fn ms(n: u64) -> std::time::Duration {
+    std::time::Duration::from_millis(n)
+}
 
 /// Sets its flag when dropped: proves that a future's destructors ran.
 ///

@@ -151,3 +151,20 @@ pub async fn until(mut done: impl FnMut() -> bool) {
     }
     panic!("condition not reached");
 }
+
+/// Lets every task woken so far take one more step (a few loop iterations; tasks run in wake
+/// order), for tests that check who got a wake-up before anything else happens.
+///
+/// ```
+/// evloop::run(async {
+///     let task = evloop::create_task(async { 7 });
+///     evloop_test_support::settle().await;
+///     assert!(task.done());
+/// })
+/// .unwrap();
+/// ```
+pub async fn settle() {
+    for _ in 0..4 {
+        evloop::yield_now().await;
+    }
+}
