@@ -12,7 +12,9 @@
 //!
 //! `cargo bench -p evloop-benches --bench executor`
 
-use std::collections::VecDeque;
+#[path = "window.rs"]
+mod window;
+
 use std::future::Future;
 use std::hint::black_box;
 use std::sync::mpsc;
@@ -20,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use evloop::{EventLoop, ExecutorExt, LoopExt};
+use window::window;
 
 /// Jobs per throughput sample.
 const JOBS: u64 = 100_000;
@@ -138,27 +141,6 @@ fn one_at_a_time(c: &mut Criterion) {
     lp.close().unwrap();
 }
 
-/// Runs `JOBS` jobs keeping `IN_FLIGHT` outstanding, awaiting the oldest first.
-async fn window<F, Fut>(mut submit: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future,
-{
-    let mut window = VecDeque::with_capacity(IN_FLIGHT);
-    let mut submitted = 0;
-    while submitted < JOBS && window.len() < IN_FLIGHT {
-        window.push_back(submit());
-        submitted += 1;
-    }
-    while let Some(oldest) = window.pop_front() {
-        black_box(oldest.await);
-        if submitted < JOBS {
-            window.push_back(submit());
-            submitted += 1;
-        }
-    }
-}
-
 fn in_flight(c: &mut Criterion) {
     let mut group = c.benchmark_group("executor_in_flight_1000");
     group
@@ -172,7 +154,7 @@ fn in_flight(c: &mut Criterion) {
     group.bench_function("evloop_run_in_executor", |b| {
         b.iter(|| {
             let on = lp.clone();
-            lp.run_until_complete(window(move || {
+            lp.run_until_complete(window(JOBS, IN_FLIGHT, move || {
                 on.run_in_executor(None, || black_box(1u64)).expect("open")
             }))
             .expect("the loop runs")
@@ -181,14 +163,20 @@ fn in_flight(c: &mut Criterion) {
 
     group.bench_function("blocking_unblock_on_evloop", |b| {
         b.iter(|| {
-            lp.run_until_complete(window(|| blocking::unblock(|| black_box(1u64))))
-                .expect("the loop runs")
+            lp.run_until_complete(window(JOBS, IN_FLIGHT, || {
+                blocking::unblock(|| black_box(1u64))
+            }))
+            .expect("the loop runs")
         })
     });
 
     let rt = current_thread();
     group.bench_function("tokio_spawn_blocking", |b| {
-        b.iter(|| rt.block_on(window(|| tokio::task::spawn_blocking(|| black_box(1u64)))))
+        b.iter(|| {
+            rt.block_on(window(JOBS, IN_FLIGHT, || {
+                tokio::task::spawn_blocking(|| black_box(1u64))
+            }))
+        })
     });
     group.finish();
     lp.close().unwrap();

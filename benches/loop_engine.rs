@@ -14,6 +14,9 @@
 //!    channels; the floors are a park/unpark (futex) ping-pong and an eventfd ping-pong between
 //!    two plain threads, which is what one round trip costs at the least.
 
+#[path = "eventfd.rs"]
+mod eventfd;
+
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::hint::black_box;
@@ -24,6 +27,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
+use eventfd::EventFd;
 use evloop::{EventLoop, LoopExt};
 
 /// Callbacks per `call_soon_1m` sample.
@@ -334,42 +338,6 @@ fn round_trip(c: &mut Criterion) {
         })
     });
     group.finish();
-}
-
-/// A blocking eventfd, the kernel object behind the loop's waker, used bare.
-#[derive(Clone)]
-struct EventFd(Arc<OwnedFd>);
-
-struct OwnedFd(libc::c_int);
-
-impl Drop for OwnedFd {
-    fn drop(&mut self) {
-        // SAFETY: we own the descriptor and close it once.
-        unsafe { libc::close(self.0) };
-    }
-}
-
-impl EventFd {
-    fn new() -> EventFd {
-        // SAFETY: plain system call; the result is checked.
-        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
-        assert!(fd >= 0, "eventfd");
-        EventFd(Arc::new(OwnedFd(fd)))
-    }
-
-    fn write(&self) {
-        let one: u64 = 1;
-        // SAFETY: writes 8 bytes from a live u64.
-        let n = unsafe { libc::write(self.0.0, (&raw const one).cast(), 8) };
-        assert_eq!(n, 8);
-    }
-
-    fn read(&self) {
-        let mut value: u64 = 0;
-        // SAFETY: reads 8 bytes into a live u64; blocks until the counter is non-zero.
-        let n = unsafe { libc::read(self.0.0, (&raw mut value).cast(), 8) };
-        assert_eq!(n, 8);
-    }
 }
 
 criterion_group!(benches, call_soon, timers, round_trip);

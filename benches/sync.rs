@@ -19,6 +19,9 @@
 //! `EVLOOP_SYNC_BENCH_ONE=<workload>:<impl>:<n>` runs one pass of one figure and exits: for
 //! instruction counts under `valgrind --tool=callgrind`, where the wall clock is too noisy.
 
+#[path = "queue_stream.rs"]
+mod queue_stream;
+
 use std::cell::Cell;
 use std::future::Future;
 use std::hint::black_box;
@@ -30,6 +33,7 @@ use std::time::{Duration, Instant};
 use evloop::queue::Queue;
 use evloop::sync::Lock;
 use evloop::{EventLoop, LoopExt, create_task, yield_now};
+use queue_stream::{channel_stream, evloop_stream, tokio_stream};
 
 const SAMPLES: usize = 7;
 
@@ -124,7 +128,9 @@ impl Runtimes {
             (Workload::QueuePingPong, Impl::SmolCrates) => self.evloop(channel_ping_pong(n)),
             (Workload::QueueStream, Impl::Evloop) => self.evloop(evloop_stream(n)),
             (Workload::QueueStream, Impl::Tokio) => self.tokio.block_on(tokio_stream(n)),
-            (Workload::QueueStream, Impl::SmolCrates) => self.evloop(channel_stream(n)),
+            (Workload::QueueStream, Impl::SmolCrates) => {
+                self.evloop(channel_stream(n, create_task))
+            }
             (Workload::LockContended, Impl::Evloop) => self.evloop(evloop_contended(n)),
             (Workload::LockContended, Impl::Tokio) => self.tokio.block_on(tokio_contended(n)),
             (Workload::LockContended, Impl::SmolCrates) => self.evloop(async_lock_contended(n)),
@@ -197,56 +203,6 @@ async fn channel_ping_pong(n: u64) -> Duration {
 }
 
 // ---- queue_stream ------------------------------------------------------------------------------
-
-const STREAM_CAPACITY: usize = 128;
-
-async fn evloop_stream(n: u64) -> Duration {
-    let queue = Queue::new(STREAM_CAPACITY);
-    let start = Instant::now();
-    let producer = create_task({
-        let queue = queue.clone();
-        async move {
-            for i in 0..n {
-                queue.put(i).await.unwrap();
-            }
-        }
-    });
-    for _ in 0..n {
-        black_box(queue.get().await.unwrap());
-    }
-    producer.await.unwrap();
-    start.elapsed()
-}
-
-async fn tokio_stream(n: u64) -> Duration {
-    let (tx, mut rx) = tokio::sync::mpsc::channel(STREAM_CAPACITY);
-    let start = Instant::now();
-    let producer = tokio::spawn(async move {
-        for i in 0..n {
-            tx.send(i).await.unwrap();
-        }
-    });
-    for _ in 0..n {
-        black_box(rx.recv().await.unwrap());
-    }
-    producer.await.unwrap();
-    start.elapsed()
-}
-
-async fn channel_stream(n: u64) -> Duration {
-    let (tx, rx) = async_channel::bounded(STREAM_CAPACITY);
-    let start = Instant::now();
-    let producer = create_task(async move {
-        for i in 0..n {
-            tx.send(i).await.unwrap();
-        }
-    });
-    for _ in 0..n {
-        black_box(rx.recv().await.unwrap());
-    }
-    producer.await.unwrap();
-    start.elapsed()
-}
 
 // ---- lock_contended ----------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@
 # (the syscalls themselves) is not counted: this is the loop's own overhead per request.
 #
 #   benches/tcp_echo_callgrind.sh        # ~3 min (uvloop under valgrind is slow)
+#   IMPLS="evloop-protocol tokio" benches/tcp_echo_callgrind.sh   # a subset
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PEERS=${PEERS:-/work/shared/peers}
@@ -13,11 +14,13 @@ PY=${PYTHON:-$(python3 -c 'import sys; print(sys.executable)')}
 OUT=$ROOT/target/peers/callgrind
 N1=${N1:-2000}
 N2=${N2:-12000}
+IMPLS=${IMPLS:-evloop-protocol evloop-streams evloop-sockets tokio uvloop-protocol uvloop-streams}
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 mkdir -p "$OUT"
 cargo build --release -q --manifest-path "$ROOT/Cargo.toml" -p evloop --example echo >&2
 cargo build --release -q --manifest-path "$PEERS/tokio-peer/Cargo.toml" \
     --target-dir "$ROOT/target/peers/tokio-peer" --bin echo_server >&2
-ECHO=$ROOT/target/release/examples/echo
+ECHO=$TARGET/release/examples/echo
 TOK=$ROOT/target/peers/tokio-peer/release/echo_server
 
 # ir NAME N CMD... : the server's total Ir for N requests (the port is its last argument)
@@ -38,6 +41,7 @@ ir() {
 
 per_request() {
     local name=$1; shift
+    case " $IMPLS " in *" $name "*) ;; *) return 0;; esac
     local a b
     a=$(ir "$name" "$N1" "$@"); b=$(ir "$name" "$N2" "$@")
     echo "workload=tcp_echo_ir impl=$name value=$(( (b - a) / (N2 - N1) )) unit=instructions_per_request"

@@ -14,6 +14,10 @@
 #
 #   benches/tcp_echo_peers.sh            # ~2 min for 3 passes, after the builds
 #   RUNS=5 benches/tcp_echo_peers.sh
+#   IMPLS="evloop-protocol tokio" benches/tcp_echo_peers.sh   # a subset (no uvloop needed)
+#
+# IMPLS picks among evloop-protocol uvloop-protocol tokio evloop-streams uvloop-streams
+# evloop-sockets (default: all); `cargo xtask bench --table` runs the first and third.
 #
 # Needs Python 3 with uvloop (pip install 'uvloop==0.23.*'); peers are built into
 # target/peers (the peers directory itself is read-only).
@@ -23,17 +27,20 @@ PEERS=${PEERS:-$ROOT/../../shared/peers}
 [ -d "$PEERS" ] || PEERS=/work/shared/peers
 RUNS=${RUNS:-3}
 PY=${PYTHON:-$(python3 -c 'import sys; print(sys.executable)')}
+IMPLS=${IMPLS:-evloop-protocol uvloop-protocol tokio evloop-streams uvloop-streams evloop-sockets}
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 OUT=$ROOT/target/peers
 mkdir -p "$OUT"
 RAW=$OUT/tcp_echo-$(date +%Y%m%d-%H%M%S).txt
 
-"$PY" -c 'import uvloop' 2>/dev/null || { echo "uvloop is missing: pip install 'uvloop==0.23.*'" >&2; exit 1; }
+wanted() { case " $IMPLS " in *" $1 "*) return 0;; *) return 1;; esac; }
+case " $IMPLS " in *uvloop*) "$PY" -c 'import uvloop' 2>/dev/null || { echo "uvloop is missing: pip install 'uvloop==0.23.*'" >&2; exit 1; };; esac
 echo "# building evloop's echo example and the peers' tokio server and load client" >&2
 cargo build --release -q --manifest-path "$ROOT/Cargo.toml" -p evloop --example echo >&2
 cargo build --release -q --manifest-path "$PEERS/tokio-peer/Cargo.toml" --target-dir "$OUT/tokio-peer" \
     --bin load_client --bin echo_server >&2
 TOK=$OUT/tokio-peer/release
-ECHO=$ROOT/target/release/examples/echo
+ECHO=$TARGET/release/examples/echo
 
 if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
     PIN_SRV="taskset -c 0"; PIN_CLI="taskset -c 1"
@@ -61,15 +68,16 @@ pair() {
 
 {
     echo "# date $(date -Is) cpus $(nproc) $(rustc --version)"
-    echo "# python $("$PY" -c 'import sys,uvloop;print(sys.version.split()[0], "uvloop", uvloop.__version__)')"
+    echo "# python $("$PY" -c 'import sys;print(sys.version.split()[0])') impls: $IMPLS"
     for r in $(seq 1 "$RUNS"); do
         echo "# pass $r of $RUNS"
-        pair tcp_echo evloop "$ECHO" server --protocol
-        pair tcp_echo uvloop "$PY" "$PEERS/python/echo_server.py" --loop uvloop --api protocol --port
-        pair tcp_echo tokio "$TOK/echo_server"
-        pair tcp_echo_streams evloop "$ECHO" server --streams
-        pair tcp_echo_streams uvloop "$PY" "$PEERS/python/echo_server.py" --loop uvloop --api streams --port
-        pair tcp_echo_sockets evloop "$ECHO" server
+        wanted evloop-protocol && pair tcp_echo evloop "$ECHO" server --protocol
+        wanted uvloop-protocol && pair tcp_echo uvloop "$PY" "$PEERS/python/echo_server.py" --loop uvloop --api protocol --port
+        wanted tokio && pair tcp_echo tokio "$TOK/echo_server"
+        wanted evloop-streams && pair tcp_echo_streams evloop "$ECHO" server --streams
+        wanted uvloop-streams && pair tcp_echo_streams uvloop "$PY" "$PEERS/python/echo_server.py" --loop uvloop --api streams --port
+        wanted evloop-sockets && pair tcp_echo_sockets evloop "$ECHO" server
+        true  # a skipped last server must not end the pipeline (pipefail)
     done
 } | tee "$RAW"
 

@@ -9,6 +9,9 @@
 //! Async peers are awaited from a tokio current-thread runtime, which is what a single-threaded
 //! event loop looks like; evloop is measured both that way and with its blocking `wait()`.
 
+#[path = "window.rs"]
+mod window;
+
 use std::collections::VecDeque;
 use std::hint::black_box;
 use std::sync::mpsc;
@@ -16,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use evloop_thread_pool::ThreadPoolExecutor;
+use window::window;
 
 /// Jobs per throughput sample.
 const JOBS: u64 = 100_000;
@@ -92,27 +96,6 @@ fn one_at_a_time(c: &mut Criterion) {
     group.finish();
 }
 
-/// Runs `JOBS` jobs keeping `IN_FLIGHT` outstanding, awaiting the oldest first.
-async fn window_async<F, Fut>(mut submit: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future,
-{
-    let mut window = VecDeque::with_capacity(IN_FLIGHT);
-    let mut submitted = 0;
-    while submitted < JOBS && window.len() < IN_FLIGHT {
-        window.push_back(submit());
-        submitted += 1;
-    }
-    while let Some(oldest) = window.pop_front() {
-        black_box(oldest.await);
-        if submitted < JOBS {
-            window.push_back(submit());
-            submitted += 1;
-        }
-    }
-}
-
 fn in_flight(c: &mut Criterion) {
     let mut group = c.benchmark_group("in_flight_1000");
     group
@@ -143,19 +126,27 @@ fn in_flight(c: &mut Criterion) {
 
     let rt = current_thread();
     group.bench_function("evloop_tokio_block_on", |b| {
-        b.iter(|| rt.block_on(window_async(|| pool.submit(|| black_box(1u64)).unwrap())))
+        b.iter(|| {
+            rt.block_on(window(JOBS, IN_FLIGHT, || {
+                pool.submit(|| black_box(1u64)).unwrap()
+            }))
+        })
     });
 
     group.bench_function("tokio_spawn_blocking", |b| {
         b.iter(|| {
-            rt.block_on(window_async(|| {
+            rt.block_on(window(JOBS, IN_FLIGHT, || {
                 tokio::task::spawn_blocking(|| black_box(1u64))
             }))
         })
     });
 
     group.bench_function("blocking_unblock", |b| {
-        b.iter(|| rt.block_on(window_async(|| blocking::unblock(|| black_box(1u64)))))
+        b.iter(|| {
+            rt.block_on(window(JOBS, IN_FLIGHT, || {
+                blocking::unblock(|| black_box(1u64))
+            }))
+        })
     });
 
     group.bench_function("rayon_spawn_channel", |b| {

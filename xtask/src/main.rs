@@ -10,6 +10,7 @@ use std::process::{Command, ExitCode};
 use std::time::Instant;
 
 mod asan;
+mod bench;
 mod loom;
 mod soak;
 
@@ -44,7 +45,7 @@ fn main() -> ExitCode {
         "package" => package(),
         "features" => features(),
         "miri" => miri(),
-        "bench" => bench(rest),
+        "bench" => bench::bench(rest),
         "tour" => tour(),
         "loom" => loom::loom(),
         "asan" => asan::asan(),
@@ -62,7 +63,10 @@ fn main() -> ExitCode {
                  package check that every published crate packages: metadata, files, includes\n  \
                  features cargo check of the facade and the reactor with no default features and each feature alone\n  \
                  miri    the pure data-structure crates under Miri (skipped when Miri is absent)\n  \
-                 bench   run the criterion benchmarks (extra arguments go to cargo bench)\n  \
+                 bench   run the criterion benchmarks (extra arguments go to cargo bench);\n          \
+                         --instructions: issue 12's workloads under callgrind for evloop, tokio, smol;\n          \
+                         --table [--passes N] [--no-echo]: every workload at every size, one Markdown\n          \
+                         table with ratios and targets (~10 min; not part of ci)\n  \
                  tour    run the demo example\n  \
                  loom    the loom model tests of the cross-thread queue and the pool's sleep protocol\n  \
                  asan    the workspace tests under AddressSanitizer and LeakSanitizer (nightly; skipped without)\n  \
@@ -172,12 +176,6 @@ fn doc() -> TaskResult {
 
 fn tour() -> TaskResult {
     cargo(&["run", "--release", "--example", "tour"])
-}
-
-fn bench(extra: &[String]) -> TaskResult {
-    let mut args: Vec<&str> = vec!["bench", "--workspace"];
-    args.extend(extra.iter().map(String::as_str));
-    cargo(&args)
 }
 
 fn miri() -> TaskResult {

@@ -1,71 +1,106 @@
 //! Handles: a scheduled callback that whoever holds the handle can cancel.
 //!
-//! A handle is one allocation holding the callback itself, its state and where it was scheduled.
-//! The loop's queue and the user's `Handle` share that allocation (an `Rc`), so cancelling through
-//! the handle is seen by the queue without any lookup, and the callback (with everything it
-//! captured) is dropped at the moment of cancellation rather than when its turn would have come.
+//! A handle is one block holding a small header (reference count, state, where it was
+//! scheduled, its context) and the callback itself. The loop's queue and the user's `Handle`
+//! share that block, so cancelling through the handle is seen by the queue without any lookup,
+//! and the callback (with everything it captured) is dropped at the moment of cancellation rather
+//! than when its turn would have come.
+//!
+//! The block is reference counted by hand rather than an `Rc<dyn ...>` so that it can come from
+//! the thread's [pool](crate::pool) when the callback is small (almost always): `call_soon` then
+//! costs no allocator call at all.
 
+use std::alloc::Layout;
 use std::cell::Cell;
 use std::fmt;
+use std::marker::PhantomData;
+use std::mem::{ManuallyDrop, offset_of};
 use std::panic::Location;
-use std::rc::Rc;
+use std::ptr::NonNull;
 
 use crate::context::{Scope, Snapshot};
+use crate::pool;
 
 /// The handle was cancelled (it may also have run before that, as asyncio allows).
 const CANCELLED: u8 = 1;
-/// The callback has been taken out to run; it can never run again.
+/// The callback has been taken out to run, or dropped; it can never run again.
 const CONSUMED: u8 = 2;
 /// The handle sits in a [`TimerHeap`](crate::TimerHeap); cancelling it must be counted there.
 const IN_HEAP: u8 = 4;
 
-/// The type-erased part of a handle: what the queues need from any callback.
-trait Slot {
-    fn state(&self) -> &Cell<u8>;
-    /// Takes the callback out and calls it. The caller has already marked the slot consumed.
-    fn take_and_call(&self);
-    /// Drops the callback and everything it captured.
-    fn drop_callback(&self);
-    fn callback_name(&self) -> &'static str;
-    fn location(&self) -> &'static Location<'static>;
-    fn context(&self) -> Option<&Snapshot>;
+/// The callback is still in its block exactly while neither flag is set: whoever sets the first
+/// of them takes it out (to run it) or drops it, and sets the flag before that, so a destructor
+/// that comes back to the handle finds it already empty.
+const GONE: u8 = CANCELLED | CONSUMED;
+
+/// What a block needs to know about the type of its callback.
+struct VTable {
+    /// Moves the callback out of the block and calls it.
+    call: unsafe fn(NonNull<Header>),
+    /// Drops the callback in place.
+    drop_callback: unsafe fn(NonNull<Header>),
+    callback_name: fn() -> &'static str,
+    /// The block's layout, when it is not a pooled block.
+    layout: Option<Layout>,
 }
 
-struct CallbackSlot<F> {
+/// The type-independent start of every block.
+#[repr(C)]
+struct Header {
+    refs: Cell<u32>,
     state: Cell<u8>,
+    vtable: &'static VTable,
     location: &'static Location<'static>,
     /// The context current when the callback was scheduled: it runs in a copy of it.
     context: Option<Snapshot>,
-    callback: Cell<Option<F>>,
 }
 
-impl<F: FnOnce() + 'static> Slot for CallbackSlot<F> {
-    fn state(&self) -> &Cell<u8> {
-        &self.state
+#[repr(C)]
+struct Block<F> {
+    header: Header,
+    callback: ManuallyDrop<F>,
+}
+
+impl<F: FnOnce() + 'static> Block<F> {
+    const POOLED: bool = Layout::new::<Block<F>>().size() <= pool::BLOCK.size()
+        && Layout::new::<Block<F>>().align() <= pool::BLOCK.align();
+
+    const VTABLE: VTable = VTable {
+        call: Block::<F>::call,
+        drop_callback: Block::<F>::drop_callback,
+        callback_name: std::any::type_name::<F>,
+        layout: if Self::POOLED {
+            None
+        } else {
+            Some(Layout::new::<Block<F>>())
+        },
+    };
+
+    fn callback_ptr(header: NonNull<Header>) -> *mut F {
+        // The header is the first field of a `Block<F>` (repr(C)), and `ManuallyDrop<F>` is laid
+        // out as `F`: the callback sits at this offset inside the same allocation.
+        header
+            .as_ptr()
+            .wrapping_byte_add(offset_of!(Block<F>, callback))
+            .cast::<F>()
     }
 
-    fn take_and_call(&self) {
-        if let Some(callback) = self.callback.take() {
-            callback();
-        }
+    /// # Safety
+    ///
+    /// `header` starts a live `Block<F>` whose callback is still in place and will never be
+    /// touched again (the caller has set a `GONE` flag).
+    unsafe fn call(header: NonNull<Header>) {
+        // SAFETY: the callback is in place and, by the flag, read exactly once.
+        let callback = unsafe { Self::callback_ptr(header).read() };
+        callback();
     }
 
-    fn drop_callback(&self) {
-        // `take` moves the closure out before it is dropped, so a destructor that touches this
-        // handle again (cancel, say) finds a consistent, already-empty slot.
-        drop(self.callback.take());
-    }
-
-    fn callback_name(&self) -> &'static str {
-        std::any::type_name::<F>()
-    }
-
-    fn location(&self) -> &'static Location<'static> {
-        self.location
-    }
-
-    fn context(&self) -> Option<&Snapshot> {
-        self.context.as_ref()
+    /// # Safety
+    ///
+    /// As for [`call`](Block::call).
+    unsafe fn drop_callback(header: NonNull<Header>) {
+        // SAFETY: the callback is in place and, by the flag, dropped exactly once.
+        unsafe { Self::callback_ptr(header).drop_in_place() }
     }
 }
 
@@ -88,9 +123,10 @@ impl<F: FnOnce() + 'static> Slot for CallbackSlot<F> {
 /// assert!(!h.run(), "a callback runs at most once");
 /// assert_eq!(hits.get(), 1);
 /// ```
-#[derive(Clone)]
 pub struct Handle {
-    slot: Rc<dyn Slot>,
+    header: NonNull<Header>,
+    /// A handle is as thread-bound as the `Rc`s its callback may capture.
+    _not_send: PhantomData<*const ()>,
 }
 
 impl Handle {
@@ -132,19 +168,69 @@ impl Handle {
     /// assert!(h.within_context(|| h.run()));
     /// ```
     #[inline]
-    pub fn with_context(
-        callback: impl FnOnce() + 'static,
+    pub fn with_context<F: FnOnce() + 'static>(
+        callback: F,
         location: &'static Location<'static>,
         context: Option<crate::Snapshot>,
     ) -> Handle {
-        Handle {
-            slot: Rc::new(CallbackSlot {
+        Handle::from_block(Block {
+            header: Header {
+                refs: Cell::new(1),
                 state: Cell::new(0),
+                vtable: &Block::<F>::VTABLE,
                 location,
                 context,
-                callback: Cell::new(Some(callback)),
-            }),
+            },
+            callback: ManuallyDrop::new(callback),
+        })
+    }
+
+    #[inline]
+    fn from_block<F: FnOnce() + 'static>(block: Block<F>) -> Handle {
+        let ptr = if Block::<F>::POOLED {
+            pool::alloc().cast::<Block<F>>()
+        } else {
+            let layout = Layout::new::<Block<F>>();
+            // SAFETY: a block has a non-zero size (the header).
+            let raw = unsafe { std::alloc::alloc(layout) };
+            NonNull::new(raw)
+                .unwrap_or_else(|| std::alloc::handle_alloc_error(layout))
+                .cast::<Block<F>>()
+        };
+        // SAFETY: `ptr` is a fresh allocation big and aligned enough for a `Block<F>` (POOLED
+        // checks the pool's layout), owned by nobody else.
+        unsafe { ptr.write(block) };
+        Handle {
+            header: ptr.cast::<Header>(),
+            _not_send: PhantomData,
         }
+    }
+
+    #[inline]
+    fn header(&self) -> &Header {
+        // SAFETY: the block lives while any handle to it does.
+        unsafe { self.header.as_ref() }
+    }
+
+    /// Takes the callback out to run it, or drops it, if it is still there; `flag` records why.
+    #[inline]
+    fn retire(&self, flag: u8, run: bool) -> bool {
+        let header = self.header();
+        let old = header.state.get();
+        header.state.set(old | flag);
+        if old & GONE != 0 {
+            return false;
+        }
+        // SAFETY: no GONE flag was set, so the callback is in place; we set one above, so
+        // nobody else (not even a re-entrant destructor) reaches it again.
+        unsafe {
+            if run {
+                (header.vtable.call)(self.header);
+            } else {
+                (header.vtable.drop_callback)(self.header);
+            }
+        }
+        true
     }
 
     /// Calls `f` inside (a copy of) the context the callback was scheduled in: the loop runs the
@@ -159,7 +245,7 @@ impl Handle {
     #[inline]
     pub fn within_context<R>(&self, f: impl FnOnce() -> R) -> R {
         if crate::context::in_use() {
-            let _scope = Scope::enter(self.slot.context().cloned());
+            let _scope = Scope::enter(self.header().context.clone());
             f()
         } else {
             let result = f();
@@ -175,7 +261,7 @@ impl Handle {
     /// assert!(h.get_context().is_empty());
     /// ```
     pub fn get_context(&self) -> crate::Context {
-        crate::Context::from_snapshot(self.slot.context().cloned())
+        crate::Context::from_snapshot(self.header().context.clone())
     }
 
     /// Cancels the callback: it will not run, and what it captured is dropped now.
@@ -202,13 +288,11 @@ impl Handle {
 
     /// Cancels and says whether this call did it and the handle was in a timer heap.
     pub(crate) fn cancel_reporting(&self) -> bool {
-        let state = self.slot.state();
-        let old = state.get();
+        let old = self.header().state.get();
         if old & CANCELLED != 0 {
             return false;
         }
-        state.set(old | CANCELLED);
-        self.slot.drop_callback();
+        self.retire(CANCELLED, false);
         old & (IN_HEAP | CONSUMED) == IN_HEAP
     }
 
@@ -220,8 +304,9 @@ impl Handle {
     /// h.cancel();
     /// assert!(h.cancelled());
     /// ```
+    #[inline]
     pub fn cancelled(&self) -> bool {
-        self.slot.state().get() & CANCELLED != 0
+        self.header().state.get() & CANCELLED != 0
     }
 
     /// Runs the callback unless it was cancelled or already ran; says whether it ran.
@@ -233,15 +318,9 @@ impl Handle {
     /// let h = evloop_callbacks::Handle::new(|| println!("hello"));
     /// assert!(h.run());
     /// ```
+    #[inline]
     pub fn run(&self) -> bool {
-        let state = self.slot.state();
-        let old = state.get();
-        if old & (CANCELLED | CONSUMED) != 0 {
-            return false;
-        }
-        state.set(old | CONSUMED);
-        self.slot.take_and_call();
-        true
+        self.retire(CONSUMED, true)
     }
 
     /// The callback's type name, which for a closure names the function that created it.
@@ -251,7 +330,7 @@ impl Handle {
     /// assert!(h.callback_name().contains("{{closure}}"));
     /// ```
     pub fn callback_name(&self) -> &'static str {
-        self.slot.callback_name()
+        (self.header().vtable.callback_name)()
     }
 
     /// Where the callback was scheduled (the caller of `Handle::new` or of the loop's `call_*`).
@@ -261,7 +340,7 @@ impl Handle {
     /// assert_eq!(h.location().line(), line!() - 1);
     /// ```
     pub fn location(&self) -> &'static Location<'static> {
-        self.slot.location()
+        self.header().location
     }
 
     /// Whether two handles refer to the same scheduled callback.
@@ -272,25 +351,71 @@ impl Handle {
     /// assert!(!h.ptr_eq(&evloop_callbacks::Handle::new(|| ())));
     /// ```
     pub fn ptr_eq(&self, other: &Handle) -> bool {
-        std::ptr::addr_eq(Rc::as_ptr(&self.slot), Rc::as_ptr(&other.slot))
+        self.header == other.header
     }
 
     /// Drops the callback without running it and without marking the handle cancelled: what a
     /// closing loop does to work it will never run.
     pub fn discard(&self) {
-        let state = self.slot.state();
-        state.set(state.get() | CONSUMED);
-        self.slot.drop_callback();
+        self.retire(CONSUMED, false);
     }
 
     pub(crate) fn set_in_heap(&self, in_heap: bool) {
-        let state = self.slot.state();
+        let state = &self.header().state;
         let old = state.get();
         state.set(if in_heap {
             old | IN_HEAP
         } else {
             old & !IN_HEAP
         });
+    }
+}
+
+impl Clone for Handle {
+    #[inline]
+    fn clone(&self) -> Handle {
+        let refs = &self.header().refs;
+        // As `Rc` does: a count about to wrap means leaked clones; abort rather than free early.
+        let count = refs
+            .get()
+            .checked_add(1)
+            .unwrap_or_else(|| std::process::abort());
+        refs.set(count);
+        Handle {
+            header: self.header,
+            _not_send: PhantomData,
+        }
+    }
+}
+
+impl Drop for Handle {
+    #[inline]
+    fn drop(&mut self) {
+        let refs = &self.header().refs;
+        let count = refs.get() - 1;
+        refs.set(count);
+        if count == 0 {
+            self.free();
+        }
+    }
+}
+
+impl Handle {
+    /// The last reference is gone: drop what the block holds and give the block back.
+    #[inline(never)]
+    fn free(&mut self) {
+        self.retire(CONSUMED, false);
+        let header = self.header.as_ptr();
+        // SAFETY: no other handle to the block exists; the context is dropped once, here, and
+        // the block is released with the layout it was allocated with.
+        unsafe {
+            let layout = (*header).vtable.layout;
+            std::ptr::drop_in_place(&raw mut (*header).context);
+            match layout {
+                None => pool::free(self.header.cast()),
+                Some(layout) => std::alloc::dealloc(header.cast(), layout),
+            }
+        }
     }
 }
 
@@ -316,15 +441,10 @@ impl fmt::Display for Handle {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::rc::Rc;
 
     #[test]
     fn cancel_is_idempotent_and_drops_the_capture_once() {
-        struct CountDrops(Rc<Cell<u32>>);
-        impl Drop for CountDrops {
-            fn drop(&mut self) {
-                self.0.set(self.0.get() + 1);
-            }
-        }
         let drops = Rc::new(Cell::new(0));
         let guard = CountDrops(drops.clone());
         let h = Handle::new(move || drop(guard));
@@ -350,6 +470,92 @@ mod tests {
         let h = Handle::new(move || drop(guard));
         cell.set(Some(h.clone()));
         h.cancel();
+        assert!(h.cancelled());
+    }
+
+    struct CountDrops(Rc<Cell<u32>>);
+    impl Drop for CountDrops {
+        fn drop(&mut self) {
+            self.0.set(self.0.get() + 1);
+        }
+    }
+
+    /// Small captures take a pooled block, large or over-aligned ones their own allocation: each
+    /// kind runs once, and an unrun callback is dropped once when its last handle goes.
+    #[test]
+    fn every_block_size_runs_once_and_drops_once() {
+        #[repr(align(64))]
+        struct Aligned(u8);
+        let drops = Rc::new(Cell::new(0));
+        let ran = Rc::new(Cell::new(0));
+        let small = CountDrops(drops.clone());
+        let big = ([7u64; 16], CountDrops(drops.clone()));
+        let aligned = (Aligned(3), CountDrops(drops.clone()));
+        let handles = [
+            Handle::new({
+                let ran = ran.clone();
+                move || {
+                    drop(small);
+                    ran.set(ran.get() + 1);
+                }
+            }),
+            Handle::new({
+                let ran = ran.clone();
+                move || {
+                    assert_eq!(big.0.iter().sum::<u64>(), 112);
+                    drop(big);
+                    ran.set(ran.get() + 1);
+                }
+            }),
+            Handle::new({
+                let ran = ran.clone();
+                move || {
+                    assert_eq!(aligned.0.0, 3);
+                    assert_eq!(std::ptr::from_ref(&aligned.0) as usize % 64, 0);
+                    drop(aligned);
+                    ran.set(ran.get() + 1);
+                }
+            }),
+        ];
+        for h in &handles {
+            assert!(h.clone().run());
+            assert!(!h.run());
+        }
+        assert_eq!((ran.get(), drops.get()), (3, 3));
+
+        let unrun = [
+            Handle::new({
+                let guard = CountDrops(drops.clone());
+                move || drop(guard)
+            }),
+            Handle::new({
+                let guard = ([0u8; 100], CountDrops(drops.clone()));
+                move || drop(guard)
+            }),
+        ];
+        let clones = unrun.clone();
+        drop(unrun);
+        assert_eq!(drops.get(), 3, "alive while a clone is");
+        drop(clones);
+        assert_eq!(drops.get(), 5, "dropped with the last handle");
+    }
+
+    #[test]
+    fn a_callback_running_its_own_handle_runs_once() {
+        let cell: Rc<Cell<Option<Handle>>> = Rc::new(Cell::new(None));
+        let runs = Rc::new(Cell::new(0));
+        let h = Handle::new({
+            let (cell, runs) = (cell.clone(), runs.clone());
+            move || {
+                runs.set(runs.get() + 1);
+                let me = cell.take().expect("set before running");
+                assert!(!me.run(), "already consumed");
+                me.cancel();
+            }
+        });
+        cell.set(Some(h.clone()));
+        assert!(h.run());
+        assert_eq!(runs.get(), 1);
         assert!(h.cancelled());
     }
 

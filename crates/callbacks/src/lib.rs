@@ -9,6 +9,7 @@
 //! - [`TimerHeap`] / [`TimerHandle`]: deadline-ordered timers with asyncio's lazy clean-up.
 //! - [`RemoteQueue`]: the many-producer queue for `call_soon_threadsafe`, which asks for a
 //!   wake-up only when its consumer is about to sleep.
+//! - [`SendCallback`]: a `FnOnce() + Send` that carries small closures without allocating.
 //! - [`ContextVar`] / [`Context`]: asyncio's context variables; every handle carries the context
 //!   it was scheduled in.
 //!
@@ -35,8 +36,10 @@
 
 mod context;
 mod handle;
+mod pool;
 mod ready;
 mod remote;
+mod send_callback;
 mod sync;
 mod timers;
 
@@ -44,6 +47,7 @@ pub use context::{Context, ContextError, ContextVar, Scope, Snapshot, Token, cop
 pub use handle::Handle;
 pub use ready::{Ready, ReadyQueue, TaskRef, TaskRefVTable};
 pub use remote::{Closed, RemoteQueue, Wake};
+pub use send_callback::SendCallback;
 pub use timers::{
     CANCELLED_FRACTION_FOR_REBUILD, MIN_SCHEDULED_FOR_REBUILD, TimerHandle, TimerHeap,
 };

@@ -166,26 +166,31 @@ impl ReadyQueue {
     }
 
     /// Appends a callback.
+    #[inline]
     pub fn push_handle(&mut self, handle: Handle) {
         self.entries.push_back(Ready::Handle(handle));
     }
 
     /// Appends a task to poll.
+    #[inline]
     pub fn push_task(&mut self, task: TaskRef) {
         self.entries.push_back(Ready::Task(task));
     }
 
     /// Takes the oldest entry.
+    #[inline]
     pub fn pop(&mut self) -> Option<Ready> {
         self.entries.pop_front()
     }
 
     /// How many entries are queued.
+    #[inline]
     pub fn len(&self) -> usize {
         self.entries.len()
     }
 
     /// Whether nothing is queued.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }

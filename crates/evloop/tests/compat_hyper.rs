@@ -3,15 +3,12 @@
 //! from whichever thread drops it.
 
 use std::convert::Infallible;
-use std::future::Future;
-use std::pin::pin;
-use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use evloop::compat::hyper::{HyperIo, LoopExecutor, LoopTimer};
 use evloop::net::{TcpListener, TcpStream};
 use evloop::{EventLoop, LoopExt};
+use evloop_test_support::block_on;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::rt::{Executor, Timer};
@@ -103,25 +100,6 @@ fn dropping_a_sleep_on_the_loop_thread_cancels_its_timer() {
     lp.close().unwrap();
 }
 
-/// A thread-parking `block_on`: polls a future to completion on this thread.
-fn block_on<F: Future>(future: F) -> F::Output {
-    struct Unpark(std::thread::Thread);
-    impl Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    let mut future = pin!(future);
-    loop {
-        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
-            return output;
-        }
-        std::thread::park();
-    }
-}
-
 /// Loop iterations until `lp.timer_count()` is `n` (the remote queue delivers another thread's
 /// scheduling or cancellation within a few); `None` if it never gets there.
 async fn iterations_until_timers(lp: &EventLoop, n: usize) -> Option<u32> {
@@ -192,25 +170,10 @@ fn a_sleep_pending_when_its_loop_closes_completes() {
 /// (as on tokio's sockets) instead of hyper reporting "error shutting down connection".
 #[test]
 fn shutdown_after_the_peer_reset_the_connection_succeeds() {
-    use std::os::fd::AsRawFd;
     evloop::run(async {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let linger = libc::linger {
-            l_onoff: 1,
-            l_linger: 0,
-        };
-        // SAFETY: setsockopt on an open socket with a correctly sized `linger`.
-        let set = unsafe {
-            libc::setsockopt(
-                client.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_LINGER,
-                (&linger as *const libc::linger).cast(),
-                std::mem::size_of::<libc::linger>() as libc::socklen_t,
-            )
-        };
-        assert_eq!(set, 0);
+        evloop_test_support::reset_on_close(&client);
         let (stream, _) = listener.accept().await.unwrap();
         drop(client); // linger 0: an RST, not a FIN
         let mut buf = [0u8; 16];

@@ -10,8 +10,6 @@ use std::process::{Child, ChildStdout, Command, Stdio};
 
 use evloop::RunError;
 
-mod common;
-
 const MODE_ENV: &str = "EVLOOP_CTRL_C_MODE";
 
 /// The example itself: the test drives exactly the program a user runs.
@@ -132,7 +130,7 @@ fn main() {
     if let Ok(mode) = std::env::var(MODE_ENV) {
         return program(mode);
     }
-    let tests: [common::NamedTest; 6] = [
+    let tests: [evloop_test_support::NamedTest; 6] = [
         (
             "first_ctrl_c_cancels_main_and_run_reports_the_interruption",
             first_ctrl_c_cancels_main_and_run_reports_the_interruption,
@@ -158,5 +156,5 @@ fn main() {
             run_off_the_main_thread_leaves_sigint_alone,
         ),
     ];
-    common::run_named_tests(&tests);
+    evloop_test_support::run_named_tests(&tests);
 }

@@ -4,9 +4,6 @@
 //! Jobs that must stay queued or running are held by channels, never by sleeps; every blocking
 //! receive has a generous limit so that a broken contract fails the test instead of hanging it.
 
-use std::cell::RefCell;
-use std::process::Command;
-use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -15,9 +12,11 @@ use std::time::{Duration, Instant};
 
 use evloop::thread_pool::future::JobState;
 use evloop::{
-    EventLoop, ExceptionContext, ExecutorError, ExecutorExt, JobError, LoopError, LoopExt,
-    ProcessPool, ThreadPoolExecutor,
+    EventLoop, ExecutorError, ExecutorExt, JobError, LoopError, LoopExt, ProcessPool,
+    ThreadPoolExecutor,
 };
+use evloop_test_support::procfs::thread_names;
+use evloop_test_support::{in_child, record_reports, threads_named};
 
 evloop::process_pool::test_worker!();
 
@@ -26,16 +25,6 @@ const PATIENCE: Duration = Duration::from_secs(20);
 
 fn thread_name() -> String {
     std::thread::current().name().unwrap_or("").to_owned()
-}
-
-/// A handler that records the messages reported to it.
-fn recording_handler(lp: &EventLoop) -> Rc<RefCell<Vec<String>>> {
-    let seen = Rc::new(RefCell::new(Vec::new()));
-    let sink = seen.clone();
-    lp.set_exception_handler(Some(Rc::new(
-        move |_: &EventLoop, ctx: &ExceptionContext| sink.borrow_mut().push(ctx.message.clone()),
-    )));
-    seen
 }
 
 /// A job that blocks its worker until told to go (or until PATIENCE passes), and says when it
@@ -195,7 +184,7 @@ fn c1_a_running_job_is_not_cancelled() {
 fn c1_result_after_close_is_dropped_silently() {
     let pool = Arc::new(ThreadPoolExecutor::with_max_workers(1).unwrap());
     let lp = EventLoop::new().unwrap();
-    let reports = recording_handler(&lp);
+    let reports = record_reports(&lp);
     let (go, started, blocker) = gate();
     let job = lp.run_in_executor(&pool, blocker).unwrap();
     let waiter = lp.create_task(job).unwrap();
@@ -334,7 +323,7 @@ fn c3_timeout_warning_through_the_exception_handler() {
     let flag = finished.clone();
     let outcome = evloop::run(async move {
         let lp = evloop::get_running_loop().unwrap();
-        let reports = recording_handler(&lp);
+        let reports = record_reports(&lp);
         let _job = lp
             .run_in_executor(None, move || flag.store(blocker(), Ordering::SeqCst))
             .unwrap();
@@ -348,7 +337,7 @@ fn c3_timeout_warning_through_the_exception_handler() {
         let refused = lp.run_in_executor(None, || ()).unwrap_err();
         // Release the job: run()'s own shutdown (300 s limit) then joins it.
         go.send(()).unwrap();
-        let reports = reports.borrow().clone();
+        let reports: Vec<String> = reports.borrow().iter().map(|r| r.message.clone()).collect();
         (reports, waited, refused)
     })
     .unwrap();
@@ -463,7 +452,7 @@ fn a_virtual_clock_runner_still_joins_the_default_executor() {
     let reports = runner
         .run(async move {
             let lp = evloop::get_running_loop().unwrap();
-            let reports = recording_handler(&lp);
+            let reports = record_reports(&lp);
             evloop::create_task(evloop::to_thread(move || {
                 flag.store(blocker(), Ordering::SeqCst)
             }))
@@ -511,44 +500,6 @@ fn a_process_pool_job_awaited_on_the_loop() {
 
 // ---- tests that count threads run in a child process of their own ----------------------------
 
-/// The threads of this process whose name starts with `prefix` (from /proc/self/task).
-fn threads_named(prefix: &str) -> usize {
-    std::fs::read_dir("/proc/self/task")
-        .unwrap()
-        .filter_map(|entry| std::fs::read_to_string(entry.ok()?.path().join("comm")).ok())
-        .filter(|comm| comm.trim_end().starts_with(prefix))
-        .count()
-}
-
-/// The names of this process's threads (for failure messages).
-fn thread_names() -> Vec<String> {
-    std::fs::read_dir("/proc/self/task")
-        .unwrap()
-        .filter_map(|entry| std::fs::read_to_string(entry.ok()?.path().join("comm")).ok())
-        .map(|comm| comm.trim_end().to_owned())
-        .collect()
-}
-
-/// Runs the test `name` alone in a child process with `EVLOOP_EXECUTOR_CHILD` set.
-fn in_child(name: &str) {
-    if std::env::var_os("EVLOOP_EXECUTOR_CHILD").is_some() {
-        return;
-    }
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([name, "--exact", "--nocapture", "--test-threads=1"])
-        .env("EVLOOP_EXECUTOR_CHILD", "1")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("1 passed"),
-        "child {name} failed: {out:?}"
-    );
-}
-
-fn is_child() -> bool {
-    std::env::var_os("EVLOOP_EXECUTOR_CHILD").is_some()
-}
-
 /// Waits (bounded) until no thread named `evloop...` is left. A joined thread can still be
 /// listed in /proc for a moment after `pthread_join` returned (the kernel clears the tid before
 /// it unlists the task), so the count is polled; a pool that was not shut down keeps its idle
@@ -568,8 +519,7 @@ fn no_evloop_thread_left() -> bool {
 /// and no `evloop` thread is left, also when a shutdown with a limit timed out first.
 #[test]
 fn run_leaves_no_executor_thread_behind() {
-    in_child("run_leaves_no_executor_thread_behind");
-    if !is_child() {
+    if in_child("run_leaves_no_executor_thread_behind") {
         return;
     }
     let finished = Arc::new(AtomicUsize::new(0));
@@ -615,7 +565,7 @@ fn run_leaves_no_executor_thread_behind() {
             evloop::sleep(Duration::from_millis(1)).await;
         }
         let lp = evloop::get_running_loop().unwrap();
-        let reports = recording_handler(&lp);
+        let reports = record_reports(&lp);
         lp.shutdown_default_executor(Some(Duration::from_millis(1)))
             .await;
         assert_eq!(reports.borrow().len(), 1, "the timeout was reported");
@@ -633,8 +583,7 @@ fn run_leaves_no_executor_thread_behind() {
 /// still finishes and its threads go away afterwards.
 #[test]
 fn close_does_not_wait_for_the_default_executor() {
-    in_child("close_does_not_wait_for_the_default_executor");
-    if !is_child() {
+    if in_child("close_does_not_wait_for_the_default_executor") {
         return;
     }
     let lp = EventLoop::new().unwrap();

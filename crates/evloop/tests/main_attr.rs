@@ -8,8 +8,6 @@ use std::time::Duration;
 
 use evloop::{ExecutorExt, ProcessPool};
 
-mod common;
-
 const MODE_ENV: &str = "EVLOOP_MAIN_MODE";
 
 fn square(x: u64) -> u64 {
@@ -20,7 +18,7 @@ fn square(x: u64) -> u64 {
 async fn main() -> Result<(), String> {
     let Ok(mode) = std::env::var(MODE_ENV) else {
         // The driver: blocking in the loop is fine here, nothing else runs on it.
-        common::run_named_tests(&TESTS);
+        evloop_test_support::run_named_tests(&TESTS);
         return Ok(());
     };
     println!("main body started");
@@ -108,7 +106,7 @@ fn workers_never_run_the_body() {
     assert_eq!(text(&out.stdout), "main body started\n49 64\n");
 }
 
-const TESTS: [common::NamedTest; 5] = [
+const TESTS: [evloop_test_support::NamedTest; 5] = [
     ("ok_body_exits_with_success", ok_body_exits_with_success),
     (
         "err_is_printed_and_exits_with_1",

@@ -12,21 +12,10 @@ use evloop::queue::{
 };
 use evloop::sync::ValueError;
 use evloop::{Task, create_task, sleep, timeout, yield_now};
-use evloop_test_support::{Rng, record_running_reports, vrun_within};
+use evloop_test_support::{Rng, ms, record_running_reports, settle, vrun_within};
 
 /// Every test's main gets a virtual day: a deadlock fails the test instead of hanging it.
 const DAY: Duration = Duration::from_secs(86_400);
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-/// One loop iteration for every task woken so far (tasks run in wake order).
-async fn settle() {
-    for _ in 0..4 {
-        yield_now().await;
-    }
-}
 
 /// Spawns a task that gets one item and logs it under `name`.
 fn getter(queue: &Queue<u32>, log: &Log, name: &'static str) -> Task<()> {

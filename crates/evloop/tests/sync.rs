@@ -12,23 +12,12 @@ use evloop::sync::{
 use evloop::{
     AnyTask, RunError, Task, TaskError, catch_cancel, create_task, sleep, timeout, yield_now,
 };
-use evloop_test_support::{Rng, record_running_reports, vrun_within};
+use evloop_test_support::{Rng, ms, record_running_reports, settle, vrun_within};
 
 type Log = Rc<RefCell<Vec<String>>>;
 
 /// Every test's main gets a virtual day: a deadlock fails the test instead of hanging it.
 const DAY: Duration = Duration::from_secs(86_400);
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-/// One loop iteration for every task woken so far (tasks run in wake order).
-async fn settle() {
-    for _ in 0..4 {
-        yield_now().await;
-    }
-}
 
 /// Starts waiters "a" then "b" and lets both reach their await point.
 async fn a_and_b<T>(spawn: impl Fn(&'static str) -> Task<T>) -> (Task<T>, Task<T>) {

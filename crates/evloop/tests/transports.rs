@@ -1,18 +1,16 @@
 //! Transports and protocols: callback order, flow control both ways, half-close, abort, a
 //! panicking protocol, UDP, pipes and the `sock_*` coroutines.
 
-mod common;
-
 use std::cell::RefCell;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::rc::Rc;
 
-use common::{in_child, open_fds, until};
 use evloop::transport::{
     self, DatagramProtocol, DatagramTransport, ExtraInfo, Protocol, Transport, TransportError,
 };
-use evloop::{ConnectOptions, EventLoop, ExceptionContext, NetExt, ServeOptions};
+use evloop::{ConnectOptions, NetExt, ServeOptions};
+use evloop_test_support::{in_child, open_fds, record_reports, reset_on_close, until};
 
 type Log = Rc<RefCell<Vec<String>>>;
 
@@ -250,11 +248,7 @@ fn abort_drops_the_buffer_and_a_reset_reaches_connection_lost() {
         drop(peer);
 
         // A peer that resets: the error reaches connection_lost; no report for it.
-        let reports: Rc<RefCell<Vec<String>>> = Rc::default();
-        let r = reports.clone();
-        lp.set_exception_handler(Some(Rc::new(move |_: &EventLoop, c: &ExceptionContext| {
-            r.borrow_mut().push(c.message.clone())
-        })));
+        let reports = record_reports(&lp);
         let log: Log = Rc::default();
         let t = lp
             .create_connection(
@@ -266,7 +260,7 @@ fn abort_drops_the_buffer_and_a_reset_reaches_connection_lost() {
             .await
             .unwrap();
         let (peer, _) = listener.accept().unwrap();
-        common::reset_on_close(&peer);
+        reset_on_close(&peer);
         drop(peer);
         let l = log.clone();
         until(move || l.borrow().iter().any(|e| e.starts_with("lost"))).await;
@@ -281,11 +275,7 @@ fn abort_drops_the_buffer_and_a_reset_reaches_connection_lost() {
 fn a_panicking_protocol_fails_its_connection_only() {
     evloop::run(async {
         let lp = evloop::get_running_loop().unwrap();
-        let reports: Rc<RefCell<Vec<String>>> = Rc::default();
-        let r = reports.clone();
-        lp.set_exception_handler(Some(Rc::new(move |_: &EventLoop, c: &ExceptionContext| {
-            r.borrow_mut().push(c.message.clone())
-        })));
+        let reports = record_reports(&lp);
         struct Fragile(Log, Option<Transport>);
         impl Protocol for Fragile {
             fn connection_made(&mut self, t: &Transport) {
@@ -330,7 +320,11 @@ fn a_panicking_protocol_fails_its_connection_only() {
         good_writer.write(b"fine").unwrap();
         assert_eq!(good_reader.readexactly(4).await.unwrap(), b"fine");
         assert_eq!(
-            reports.borrow()[..],
+            reports
+                .borrow()
+                .iter()
+                .map(|r| r.message.as_str())
+                .collect::<Vec<_>>(),
             ["Fatal error: protocol.data_received() call failed."]
         );
         assert_eq!(log.borrow()[..], ["lost true"]);
@@ -522,7 +516,7 @@ fn unix_transports_and_a_closed_loop_leak_no_fd() {
     if in_child("unix_transports_and_a_closed_loop_leak_no_fd") {
         return;
     }
-    let before = open_fds();
+    let before = open_fds().len();
     let path = std::env::temp_dir().join(format!("evloop-tr-{}.sock", std::process::id()));
     let p = path.clone();
     evloop::run(async move {
@@ -544,7 +538,7 @@ fn unix_transports_and_a_closed_loop_leak_no_fd() {
         // Leave everything open: closing the loop must close it.
     })
     .unwrap();
-    assert_eq!(open_fds(), before);
+    assert_eq!(open_fds().len(), before);
     let mut leftover = String::new();
     if let Ok(mut f) = std::fs::File::open(&path) {
         let _ = f.read_to_string(&mut leftover);

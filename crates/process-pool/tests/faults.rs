@@ -2,14 +2,13 @@
 //! its own done callback, a main that forgets `init()`, a setuid worker. Every test that kills
 //! processes or counts fds and children runs in a child process of its own.
 
-mod common;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{children, eventually, isolated, open_fds, run_self};
 use evloop_process_pool::{ProcessPool, ProcessPoolError, TERMINATED_ABRUPTLY};
+use evloop_test_support::procfs::children;
+use evloop_test_support::{child_command, eventually, in_child, open_fds};
 
 evloop_process_pool::test_worker!();
 
@@ -39,7 +38,7 @@ fn ended<T: std::fmt::Debug>(
 /// worker is left (not even a zombie) and the fd table is back to its baseline.
 #[test]
 fn twenty_sigkills_mid_job_lose_no_future_and_leak_nothing() {
-    if !isolated("twenty_sigkills_mid_job_lose_no_future_and_leak_nothing") {
+    if in_child("twenty_sigkills_mid_job_lose_no_future_and_leak_nothing") {
         return;
     }
     let baseline = open_fds();
@@ -159,7 +158,7 @@ fn max_message_bytes_is_checked() {
 /// worker as usual.
 #[test]
 fn dropping_the_last_pool_handle_in_a_done_callback_does_not_deadlock() {
-    if !isolated("dropping_the_last_pool_handle_in_a_done_callback_does_not_deadlock") {
+    if in_child("dropping_the_last_pool_handle_in_a_done_callback_does_not_deadlock") {
         return;
     }
     let pool = Arc::new(ProcessPool::builder().max_workers(1).build().unwrap());
@@ -189,7 +188,7 @@ fn a_main_that_forgets_init() {
 
 #[test]
 fn a_forgotten_init_is_one_clear_error_naming_init() {
-    if !isolated("a_forgotten_init_is_one_clear_error_naming_init") {
+    if in_child("a_forgotten_init_is_one_clear_error_naming_init") {
         return;
     }
     // Workers of this process run `a_main_that_forgets_init` instead of the worker entry.
@@ -217,13 +216,13 @@ fn building_a_pool_in_a_worker_before_init_is_refused() {
         assert!(text.contains("call init() first thing in main"), "{text}");
         return;
     }
-    let out = run_self(
-        "building_a_pool_in_a_worker_before_init_is_refused",
-        &[
+    let out = child_command("building_a_pool_in_a_worker_before_init_is_refused")
+        .envs([
             ("EVLOOP_PP_FAKE_WORKER", "1"),
             ("EVLOOP_PROCESS_POOL_WORKER", "99:1"),
-        ],
-    );
+        ])
+        .output()
+        .expect("re-running the test binary");
     assert!(
         out.status.success(),
         "{}",

@@ -1,15 +1,14 @@
 //! The process pool end to end: real worker processes re-executed from this test binary.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
-use common::{children, eventually, is_dead, isolated, open_fds, run_self, self_command};
 use evloop_process_pool::{POOL_NOT_USABLE, ProcessPool, ProcessPoolError, TERMINATED_ABRUPTLY};
+use evloop_test_support::procfs::{children, is_dead};
+use evloop_test_support::{child_command, eventually, in_child, open_fds};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 evloop_process_pool::test_worker!();
@@ -156,7 +155,7 @@ fn noisy_square(x: u64) -> u64 {
 
 #[test]
 fn works_after_the_parent_closed_stdin_and_stdout() {
-    if !isolated("works_after_the_parent_closed_stdin_and_stdout") {
+    if in_child("works_after_the_parent_closed_stdin_and_stdout") {
         return;
     }
     // A daemon-like program closes stdin and stdout: a socketpair then lands on fds 0 and 1.
@@ -181,21 +180,21 @@ fn works_after_the_parent_closed_stdin_and_stdout() {
 
 #[test]
 fn abort_in_a_job_breaks_the_pool() {
-    if isolated("abort_in_a_job_breaks_the_pool") {
+    if !in_child("abort_in_a_job_breaks_the_pool") {
         check_broken_by(|_| std::process::abort());
     }
 }
 
 #[test]
 fn process_exit_in_a_job_breaks_the_pool() {
-    if isolated("process_exit_in_a_job_breaks_the_pool") {
+    if !in_child("process_exit_in_a_job_breaks_the_pool") {
         check_broken_by(|_| std::process::exit(3));
     }
 }
 
 #[test]
 fn sigkill_mid_job_breaks_the_pool() {
-    if !isolated("sigkill_mid_job_breaks_the_pool") {
+    if in_child("sigkill_mid_job_breaks_the_pool") {
         return;
     }
     let pool = pool(2);
@@ -230,7 +229,7 @@ fn failing_init() {
 
 #[test]
 fn a_failing_initializer_breaks_the_pool() {
-    if !isolated("a_failing_initializer_breaks_the_pool") {
+    if in_child("a_failing_initializer_breaks_the_pool") {
         return;
     }
     let pool = ProcessPool::builder()
@@ -386,7 +385,7 @@ fn shutdown_timeout_is_bounded() {
 
 #[test]
 fn drop_waits_for_workers_and_leaves_no_zombies_or_fds() {
-    if !isolated("drop_waits_for_workers_and_leaves_no_zombies_or_fds") {
+    if in_child("drop_waits_for_workers_and_leaves_no_zombies_or_fds") {
         return;
     }
     let fds_before = open_fds();
@@ -431,10 +430,10 @@ fn job_output_reaches_the_parents_stdio_not_the_channel() {
         assert_eq!(got, (1..21).collect::<Vec<_>>());
         return;
     }
-    let out = run_self(
-        "job_output_reaches_the_parents_stdio_not_the_channel",
-        &[("EVLOOP_PP_CHATTY", "1")],
-    );
+    let out = child_command("job_output_reaches_the_parents_stdio_not_the_channel")
+        .envs([("EVLOOP_PP_CHATTY", "1")])
+        .output()
+        .expect("re-running the test binary");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}\n{stderr}");
@@ -463,7 +462,7 @@ fn workers_exit_when_the_parent_dies() {
         drop(busy);
         return;
     }
-    let mut child = self_command("workers_exit_when_the_parent_dies")
+    let mut child = child_command("workers_exit_when_the_parent_dies")
         .env("EVLOOP_PP_ORPHAN", "1")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

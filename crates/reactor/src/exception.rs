@@ -9,11 +9,12 @@
 use std::error::Error;
 use std::fmt::{self, Write as _};
 use std::io::Write as _;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
 
 use evloop_callbacks::Handle;
 
-use crate::EventLoop;
+use crate::{EventLoop, Panic};
 
 /// A user exception handler: asyncio's `handler(loop, context)`.
 pub type ExceptionHandler = Rc<dyn Fn(&EventLoop, &ExceptionContext)>;
@@ -143,6 +144,55 @@ impl ExceptionContext {
 impl fmt::Debug for ExceptionContext {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.render())
+    }
+}
+
+/// The loop's side of the handler: asyncio's `set_exception_handler`, `get_exception_handler`,
+/// `default_exception_handler` and `call_exception_handler`.
+impl EventLoop {
+    /// Sets (or with `None`, removes) the exception handler.
+    ///
+    /// ```
+    /// use evloop_reactor::EventLoop;
+    /// use std::rc::Rc;
+    ///
+    /// let lp = EventLoop::new().unwrap();
+    /// lp.set_exception_handler(Some(Rc::new(|_lp: &EventLoop, ctx: &evloop_reactor::ExceptionContext| {
+    ///     println!("reported: {}", ctx.message);
+    /// })));
+    /// lp.call_soon(|| panic!("boom")).unwrap();
+    /// lp.run_once().unwrap(); // prints "reported: Exception in callback ..."
+    /// ```
+    pub fn set_exception_handler(&self, handler: Option<ExceptionHandler>) {
+        *self.exception_handler_slot().borrow_mut() = handler;
+    }
+
+    /// The current exception handler, if one was set.
+    pub fn exception_handler(&self) -> Option<ExceptionHandler> {
+        self.exception_handler_slot().borrow().clone()
+    }
+
+    /// asyncio's `default_exception_handler`: one report on stderr.
+    pub fn default_exception_handler(&self, context: &ExceptionContext) {
+        default_exception_handler(context);
+    }
+
+    /// Reports `context` through the exception handler, or the default one when none is set.
+    ///
+    /// A handler that panics is itself reported to the default handler ("Unhandled error in
+    /// exception handler", with the original context); nothing escapes into the loop.
+    pub fn call_exception_handler(&self, context: ExceptionContext) {
+        let handler = self.exception_handler();
+        let Some(handler) = handler else {
+            default_exception_handler(&context);
+            return;
+        };
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| handler(self, &context))) {
+            let mut report = ExceptionContext::new("Unhandled error in exception handler")
+                .with_exception(Panic::from_payload(payload));
+            report.context = Some(Box::new(context));
+            default_exception_handler(&report);
+        }
     }
 }
 

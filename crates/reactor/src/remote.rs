@@ -11,7 +11,7 @@ use std::panic::Location;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use evloop_callbacks::{Closed, RemoteQueue, Snapshot, TaskRef, Wake};
+use evloop_callbacks::{Closed, RemoteQueue, SendCallback, Snapshot, TaskRef, Wake};
 
 use crate::LoopError;
 
@@ -19,11 +19,8 @@ use crate::LoopError;
 pub(crate) enum RemoteItem {
     /// `call_soon_threadsafe`: the callback, where it was scheduled, and the calling thread's
     /// context (it runs in a copy of it, as asyncio's handle does).
-    Callback(
-        Box<dyn FnOnce() + Send>,
-        &'static Location<'static>,
-        Option<Snapshot>,
-    ),
+    /// A callback of up to three words travels inline (no allocation per call).
+    Callback(SendCallback, &'static Location<'static>, Option<Snapshot>),
     /// A task woken off the loop thread.
     Task(TaskRef),
     /// `stop()` requested from another thread.
@@ -119,7 +116,7 @@ impl RemoteHandle {
         callback: impl FnOnce() + Send + 'static,
     ) -> Result<(), LoopError> {
         self.shared.send(RemoteItem::Callback(
-            Box::new(callback),
+            SendCallback::new(callback),
             Location::caller(),
             Snapshot::capture(),
         ))

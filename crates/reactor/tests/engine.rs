@@ -1,7 +1,6 @@
 //! The loop engine's observable contracts (asyncio A, B and F sections).
 
 use std::cell::{Cell, RefCell};
-use std::process::Command;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -9,6 +8,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use evloop_reactor::{EventLoop, ExceptionContext, LoopError};
+use evloop_test_support::{child_command, is_child, record_reports};
 
 fn virtual_loop() -> EventLoop {
     EventLoop::builder().virtual_clock(true).build().unwrap()
@@ -386,17 +386,7 @@ fn remote_stop_stops_a_blocked_loop() {
 #[test]
 fn a_panicking_callback_reaches_the_handler_and_the_loop_continues() {
     let lp = EventLoop::new().unwrap();
-    let reports = Rc::new(RefCell::new(Vec::new()));
-    let sink = reports.clone();
-    lp.set_exception_handler(Some(Rc::new(
-        move |_: &EventLoop, ctx: &ExceptionContext| {
-            sink.borrow_mut().push((
-                ctx.message.clone(),
-                ctx.exception.as_ref().map(|e| e.to_string()),
-                ctx.handle.is_some(),
-            ));
-        },
-    )));
+    let reports = record_reports!(lp, evloop_reactor);
     let log = log();
     lp.call_soon(|| panic!("nope")).unwrap();
     lp.call_soon(push(&log, "after")).unwrap();
@@ -405,11 +395,11 @@ fn a_panicking_callback_reaches_the_handler_and_the_loop_continues() {
     assert_eq!(*log.borrow(), ["after"]);
     let reports = reports.borrow();
     assert_eq!(reports.len(), 1);
-    let (message, error, has_handle) = &reports[0];
+    let message = &reports[0].message;
     assert!(message.starts_with("Exception in callback "), "{message}");
     assert!(message.contains("engine.rs"), "{message}");
-    assert_eq!(error.as_deref(), Some("panic: nope"));
-    assert!(has_handle);
+    assert_eq!(reports[0].exception.as_deref(), Some("panic: nope"));
+    assert!(reports[0].handle);
 }
 
 #[test]
@@ -423,24 +413,16 @@ fn exception_handler_can_be_read_back_and_removed() {
 }
 
 /// Runs one test of this binary in a child process (so it can own stderr) and returns its
-/// stderr. The child sees `EVLOOP_TEST_CHILD=1`.
+/// stderr.
 fn child_stderr(test: &str) -> String {
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([test, "--exact", "--nocapture", "--test-threads=1"])
-        .env("EVLOOP_TEST_CHILD", "1")
-        .output()
-        .unwrap();
+    let out = child_command(test).output().unwrap();
     assert!(out.status.success(), "child failed: {out:?}");
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-fn in_child() -> bool {
-    std::env::var_os("EVLOOP_TEST_CHILD").is_some()
-}
-
 #[test]
 fn child_panicking_handler() {
-    if !in_child() {
+    if !is_child() {
         return;
     }
     let lp = EventLoop::new().unwrap();
@@ -468,7 +450,7 @@ fn a_panicking_handler_falls_back_to_the_default_handler() {
 
 #[test]
 fn child_default_handler() {
-    if !in_child() {
+    if !is_child() {
         return;
     }
     let lp = EventLoop::new().unwrap();
@@ -550,19 +532,13 @@ fn debug_mode_reports_slow_callbacks() {
     let lp = EventLoop::new().unwrap();
     lp.set_debug(true);
     lp.set_slow_callback_duration(Duration::from_millis(20));
-    let reports = Rc::new(RefCell::new(Vec::new()));
-    let sink = reports.clone();
-    lp.set_exception_handler(Some(Rc::new(
-        move |_: &EventLoop, ctx: &ExceptionContext| {
-            sink.borrow_mut().push(ctx.message.clone());
-        },
-    )));
+    let reports = record_reports!(lp, evloop_reactor);
     lp.call_soon(|| thread::sleep(Duration::from_millis(30)))
         .unwrap();
     lp.call_soon(|| ()).unwrap();
     lp.stop();
     lp.run_forever().unwrap();
-    let reports = reports.borrow();
+    let reports: Vec<String> = reports.borrow().iter().map(|r| r.message.clone()).collect();
     assert_eq!(reports.len(), 1, "{reports:?}");
     assert!(
         reports[0].starts_with("Executing <Handle "),

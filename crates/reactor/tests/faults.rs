@@ -1,45 +1,14 @@
 //! Loop faults: a loop dropped unclosed while its callbacks hold it, destructors that panic
 //! during `close()`, and a reactor whose every poll fails.
 
-mod common;
-
-use std::cell::{Cell, RefCell};
-use std::collections::BTreeSet;
+use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
 
-use common::in_child;
-use evloop_reactor::{EventLoop, ExceptionContext, LoopError};
-
-fn open_fds() -> BTreeSet<String> {
-    std::fs::read_dir("/proc/self/fd")
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect()
-}
-
-/// Sets a flag when dropped: shows that the loop let go of what held it.
-struct DropFlag(Rc<Cell<bool>>);
-
-impl Drop for DropFlag {
-    fn drop(&mut self) {
-        self.0.set(true);
-    }
-}
+use evloop_reactor::{EventLoop, LoopError};
+use evloop_test_support::{DropFlag, in_child, open_fds, record_reports};
 
 /// The messages of every report the loop's exception handler gets.
-fn collect_reports(lp: &EventLoop) -> Rc<RefCell<Vec<String>>> {
-    let reports = Rc::new(RefCell::new(Vec::new()));
-    let sink = reports.clone();
-    lp.set_exception_handler(Some(Rc::new(
-        move |_: &EventLoop, ctx: &ExceptionContext| {
-            sink.borrow_mut().push(ctx.message.clone());
-        },
-    )));
-    reports
-}
-
 /// A timer, a ready callback and a signal handler each hold a clone of the loop: a reference
 /// cycle. Dropping the loop's owner without `close()` must still free it: its epoll fd, eventfd
 /// and signal pipe close, and the callbacks are dropped.
@@ -49,10 +18,9 @@ fn an_unclosed_loop_whose_callbacks_hold_it_is_freed_when_dropped() {
         return;
     }
     let baseline = open_fds();
-    let dropped = Rc::new(Cell::new(false));
     let lp = EventLoop::new().unwrap();
     let (l1, l2, l3) = (lp.clone(), lp.clone(), lp.clone());
-    let flag = DropFlag(dropped.clone());
+    let (dropped, flag) = DropFlag::new();
     lp.call_later(Duration::from_secs(3600), move || {
         let _ = &flag;
         l1.stop();
@@ -111,13 +79,12 @@ impl Drop for PanicOnDrop {
 #[test]
 fn close_finishes_even_when_destructors_panic() {
     let lp = EventLoop::new().unwrap();
-    let reports = collect_reports(&lp);
+    let reports = record_reports!(lp, evloop_reactor);
     let (a, b) = (PanicOnDrop("ready boom"), PanicOnDrop("timer boom"));
     lp.call_soon(move || drop(a)).unwrap();
     lp.call_later(Duration::from_secs(60), move || drop(b))
         .unwrap();
-    let later = Rc::new(Cell::new(false));
-    let flag = DropFlag(later.clone());
+    let (later, flag) = DropFlag::new();
     lp.call_soon(move || drop(flag)).unwrap();
     let (r, _w) = std::os::unix::net::UnixStream::pair().unwrap();
     let panicky = PanicOnDrop("reader boom");
@@ -137,7 +104,7 @@ fn close_finishes_even_when_destructors_panic() {
     );
     assert!(hook_ran.get(), "the close hook ran");
     assert_eq!(lp.io_source_count(), 0, "no source left registered");
-    let got = reports.borrow().clone();
+    let got: Vec<String> = reports.borrow().iter().map(|r| r.message.clone()).collect();
     assert_eq!(got.len(), 3, "{got:?}");
     assert!(
         got.iter()
@@ -171,7 +138,7 @@ fn a_persistently_failing_reactor_stops_run_forever_with_an_error() {
         "this test process has no epoll yet"
     );
     let lp = EventLoop::new().unwrap();
-    let reports = collect_reports(&lp);
+    let reports = record_reports!(lp, evloop_reactor);
     let epoll_fd = fds().find(is_epoll).expect("the loop's epoll fd");
     let null = std::fs::File::open("/dev/null").unwrap();
     // SAFETY: dup2 onto an fd this process owns (the loop's epoll fd, which mio keeps using).
@@ -184,7 +151,7 @@ fn a_persistently_failing_reactor_stops_run_forever_with_an_error() {
             .starts_with("polling the reactor keeps failing: "),
         "{err}"
     );
-    let got = reports.borrow().clone();
+    let got: Vec<String> = reports.borrow().iter().map(|r| r.message.clone()).collect();
     assert_eq!(got.len(), 10, "{got:?}");
     assert!(got.iter().all(|m| m == "Error polling the reactor"));
 }

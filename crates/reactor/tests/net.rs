@@ -8,9 +8,10 @@ use std::net::Shutdown;
 use std::rc::Rc;
 use std::time::Duration;
 
-use common::{block_on, in_child, sleep, spawn};
+use common::{block_on, sleep, spawn};
 use evloop_reactor::EventLoop;
 use evloop_reactor::net::{TcpListener, TcpStream, UdpSocket, UnixListener, UnixStream};
+use evloop_test_support::{in_child, reset_on_close};
 
 fn raise_fd_limit() {
     let mut lim = libc::rlimit {
@@ -157,26 +158,6 @@ fn peer_reset_fails_that_connection_only() {
         ok.write_all(b"echo: still fine").await.unwrap();
     });
     assert_eq!(client.join().unwrap(), "echo: still fine");
-}
-
-/// Makes the close of `s` send RST instead of FIN (SO_LINGER with a zero timeout).
-fn reset_on_close(s: &std::net::TcpStream) {
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: setsockopt on a live socket with a correctly sized value.
-    let rc = unsafe {
-        use std::os::fd::AsRawFd;
-        libc::setsockopt(
-            s.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&raw const linger).cast(),
-            size_of::<libc::linger>() as u32,
-        )
-    };
-    assert_eq!(rc, 0);
 }
 
 /// A peer that reset the connection leaves the socket unconnected: shutdown(2) says ENOTCONN,

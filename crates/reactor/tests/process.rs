@@ -8,9 +8,11 @@ use std::process::Stdio;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use common::{block_on, in_child, proc_state, sleep, spawn};
+use common::{block_on, sleep, spawn};
 use evloop_reactor::EventLoop;
 use evloop_reactor::process::{Command, create_subprocess_exec, create_subprocess_shell};
+use evloop_test_support::in_child;
+use evloop_test_support::procfs::proc_state;
 
 #[test]
 fn exec_with_piped_stdout() {

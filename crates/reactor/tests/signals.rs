@@ -1,12 +1,10 @@
 //! Signal handlers on the loop. Each test that changes a disposition runs in its own process.
 
-mod common;
-
 use std::cell::Cell;
 use std::rc::Rc;
 
-use common::in_child;
 use evloop_reactor::{EventLoop, SignalError};
+use evloop_test_support::in_child;
 
 fn disposition(signal: i32) -> libc::sighandler_t {
     // SAFETY: a zeroed sigaction is valid storage for the query.

@@ -1,14 +1,12 @@
 //! The job channel on its own: Python's future state machine, blocking and async waits,
 //! callbacks and `as_completed`.
 
-mod common;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::block_on;
+use evloop_test_support::block_on;
 use evloop_thread_pool::JobError;
 use evloop_thread_pool::future::{JobState, as_completed, job_channel};
 

@@ -2,15 +2,14 @@
 //! document). Tests that count OS threads run in a child process of their own (`isolated`) and
 //! count only threads named with their own prefix.
 
-mod common;
-
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{block_on, eventually, isolated, thread_names, threads_named};
+use evloop_test_support::procfs::{cpu_ticks_of_threads_named, thread_count, thread_names};
+use evloop_test_support::{block_on, eventually, isolated, threads_named};
 use evloop_thread_pool::future::{JobState, as_completed};
 use evloop_thread_pool::{BuildError, JobError, ThreadPoolExecutor, default_max_workers};
 
@@ -372,7 +371,7 @@ fn panicking_initializer_breaks_the_pool_too() {
         .build()
         .unwrap();
     assert_eq!(pool.submit(|| 1).unwrap().wait(), Err(JobError::BrokenPool));
-    assert!(eventually(LONG, || pool.submit(|| 1).is_err()));
+    eventually("the pool refuses jobs", || pool.submit(|| 1).is_err());
     assert_eq!(pool.submit(|| 1).unwrap_err(), JobError::BrokenPool);
 }
 
@@ -474,7 +473,7 @@ fn shutdown_timeout_gives_up_on_time_when_work_runs_long() {
 #[test]
 fn no_thread_left_behind_after_shutdown() {
     isolated("no_thread_left_behind_after_shutdown", || {
-        let before = common::thread_count();
+        let before = thread_count();
         let pool = ThreadPoolExecutor::builder()
             .max_workers(4)
             .thread_name_prefix("lbh")
@@ -497,7 +496,7 @@ fn no_thread_left_behind_after_shutdown() {
         pool.shutdown(true, false);
         // Joined, not merely told to stop: the OS list is clean at once.
         assert_eq!(threads_named("lbh_"), 0);
-        assert_eq!(common::thread_count(), before);
+        assert_eq!(thread_count(), before);
         drop(pool);
         // Drop joins too.
         let pool = ThreadPoolExecutor::builder()
@@ -647,8 +646,8 @@ fn keep_alive_retires_idle_threads_and_new_ones_start_on_demand() {
                 .build()
                 .unwrap();
             assert_eq!(pool.submit(|| 1).unwrap().wait(), Ok(1));
-            assert!(eventually(LONG, || pool.num_threads() == 0));
-            assert!(eventually(LONG, || threads_named("kal_") == 0));
+            eventually("no worker thread left", || pool.num_threads() == 0);
+            eventually("no kal_ thread left", || threads_named("kal_") == 0);
             for i in 0..50 {
                 assert_eq!(pool.submit(move || i).unwrap().wait(), Ok(i));
                 if i % 10 == 0 {
@@ -794,9 +793,9 @@ fn idle_workers_sleep_without_burning_cpu() {
         assert_eq!(threads_named("idl_"), 4);
         // Let them finish their few yield rounds and fall asleep.
         thread::sleep(Duration::from_millis(100));
-        let before = common::cpu_ticks_of_threads_named("idl_");
+        let before = cpu_ticks_of_threads_named("idl_");
         thread::sleep(Duration::from_millis(500));
-        let after = common::cpu_ticks_of_threads_named("idl_");
+        let after = cpu_ticks_of_threads_named("idl_");
         // Four spinning threads would burn ~200 ticks (100 Hz) in that time; sleeping ones 0.
         assert!(
             after - before <= 2,

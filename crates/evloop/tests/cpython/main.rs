@@ -10,7 +10,5 @@ mod taskgroups;
 mod tasks;
 mod waitfor;
 
-/// `n` milliseconds: the unit most of CPython's timings are in.
-fn ms(n: u64) -> std::time::Duration {
-    std::time::Duration::from_millis(n)
-}
+// `ms(n)`: the unit most of CPython's timings are in, for the modules below.
+use evloop_test_support::ms;

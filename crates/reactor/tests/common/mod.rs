@@ -1,5 +1,6 @@
-//! Test support: a minimal single-threaded executor on the loop (the facade's tasks do not
-//! exist in this crate) and a runner that executes one test in a child process of its own.
+//! A minimal single-threaded executor on the reactor's loop, for this crate's tests: the facade's
+//! tasks do not exist here, and evloop-test-support cannot drive this crate's loop without
+//! depending on it (see its README). The rest of the shared helpers come from there.
 
 #![allow(dead_code, unreachable_pub)]
 
@@ -129,35 +130,4 @@ pub async fn sleep(delay: Duration) {
         }
     })
     .await
-}
-
-const CHILD_ENV: &str = "EVLOOP_REACTOR_CHILD_TEST";
-
-/// Runs the calling test in a child process of its own (for tests that touch signals, child
-/// processes, rlimits or the fd table). Returns `true` in the parent, which should then return;
-/// `false` in the child, which runs the body.
-pub fn in_child(name: &str) -> bool {
-    if std::env::var(CHILD_ENV).as_deref() == Ok(name) {
-        return false;
-    }
-    let exe = std::env::current_exe().unwrap();
-    let out = std::process::Command::new(exe)
-        .args([name, "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, name)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stdout.contains("1 passed"),
-        "child test {name} failed: {:?}\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
-        out.status
-    );
-    true
-}
-
-/// The state letter of `pid` (R, S, Z...), or None if it is gone.
-pub fn proc_state(pid: u32) -> Option<char> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat.rsplit(')').next()?.trim_start().chars().next()
 }

@@ -120,7 +120,7 @@ fn a_running_program_prints_its_dump_on_a_signal() {
     }
     let out = std::process::Command::new(std::env::current_exe().unwrap())
         .args([
-            "a_running_program_prints_its_dump_on_a_signal",
+            "task_dump::a_running_program_prints_its_dump_on_a_signal",
             "--exact",
             "--nocapture",
         ])

@@ -1,7 +1,7 @@
-//! Behaviour that the hot-path tuning touched: the current task as a borrowed pointer, local
-//! wakes through the running loop's thread-local pointer, the task cell's lazily allocated cold
-//! part (names, cancel requests, `catch_cancel` frames, done callbacks, unreported panics), and
-//! extension lookups keyed by `TypeId`.
+//! What the task cell keeps and how it is reached: the current task (a borrowed pointer while it
+//! is polled), local wakes through the running loop's thread-local pointer and wakes from other
+//! threads, the lazily allocated cold part (names, cancel requests, `catch_cancel` frames, done
+//! callbacks, unreported panics), and the loop's extensions keyed by `TypeId`.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;

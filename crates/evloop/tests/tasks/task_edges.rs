@@ -56,7 +56,7 @@ fn a_task_repr_names_it_and_where_it_was_created() {
     );
     assert!(
         repr.ends_with(&format!(
-            "created at crates/evloop/tests/task_edges.rs:{line}:20>"
+            "created at crates/evloop/tests/tasks/task_edges.rs:{line}:20>"
         )),
         "{repr}"
     );
@@ -88,7 +88,7 @@ fn the_slow_callback_report_of_a_task_names_the_task() {
     );
     assert!(
         slow.message
-            .contains("created at crates/evloop/tests/task_edges.rs:")
+            .contains("created at crates/evloop/tests/tasks/task_edges.rs:")
     );
     assert!(slow.message.ends_with(" seconds"), "{}", slow.message);
 }
@@ -112,7 +112,7 @@ fn an_unretrieved_panic_report_names_the_task() {
         "{task}"
     );
     assert!(
-        task.contains("created at crates/evloop/tests/task_edges.rs:"),
+        task.contains("created at crates/evloop/tests/tasks/task_edges.rs:"),
         "{task}"
     );
 }

@@ -1,0 +1,419 @@
+//! The ordered store behind [`TimerHeap`](super::TimerHeap): a hierarchical timing wheel whose
+//! slots are small binary heaps, so that ordering stays exact while every heap operation works
+//! on a few cache lines.
+//!
+//! One big binary heap costs a cache miss per level on every pop once it outgrows the cache
+//! (20 levels at 10^6 timers). Here a timer is filed by how far its deadline is from the
+//! `cursor`: level 0 slots are 2^10 ns wide, each level up 64 times wider, 9 levels cover all of
+//! `u64`. When the earliest slot comes due it is split into the levels below (a sequential
+//! pass), until a level-0 slot, holding only the timers of one microsecond, becomes `near`, the
+//! heap popped from. Each timer is moved at most once per level and every heap it meets is small,
+//! so its cost does not grow with the number of timers.
+//!
+//! Exactness: keys are `(deadline << 64) | sequence` and every slot is a min-heap on the whole
+//! key. Two timers with the same deadline always share a slot (their slot depends only on the
+//! deadline and the cursor), so equal deadlines keep scheduling order across levels.
+//!
+//! Invariants (the cursor only moves forward):
+//! - entries in `near` have deadlines at or before `cursor`, entries in the levels at or after it
+//!   (a tie at the cursor itself is settled by the sequence number: `near`'s were filed first);
+//!   so `near` comes first, and new timers before the cursor go to `near`;
+//! - an entry at level `l`, slot `s` agrees with `cursor` on every bit above level `l` and has
+//!   digit `s` at level `l`, at least the cursor's;
+//! - the cursor is before the start of every occupied slot except level-0 slots (which hold one
+//!   granule each). With the previous rule, every entry of a lower level is then earlier than
+//!   every entry of a higher one, and within a level the lowest occupied slot is the earliest;
+//! - a key whose deadline is `u64::MAX` means "never": it sits in `never` and is never popped.
+
+use std::collections::BinaryHeap;
+
+use super::Entry;
+
+/// log2 of the width of a level-0 slot, in ticks (nanoseconds).
+const GRANULE_BITS: u32 = 10;
+/// log2 of the number of slots per level.
+const LEVEL_BITS: u32 = 6;
+const SLOTS: usize = 1 << LEVEL_BITS;
+/// One bit per slot of a level.
+type Occupied = u64;
+/// Enough levels for every deadline bit above the granule.
+const LEVELS: usize = (u64::BITS - GRANULE_BITS).div_ceil(LEVEL_BITS) as usize;
+/// After a [`trim`](Wheel::trim), an empty slot keeps its allocation up to this many entries.
+const KEEP_CAPACITY: usize = 64;
+/// The wheel trims itself once it holds less than a quarter of its peak, if the peak was above
+/// this. (Slots keep their buffers while timers flow through them: freeing and regrowing them
+/// cost more than the heap work, mostly in glibc consolidating the freed handles' chunks.)
+const TRIM_PEAK: usize = 4096;
+/// The deadline that means "never".
+pub(super) const NEVER: u64 = u64::MAX;
+
+struct Level {
+    /// Bit `s` is set when slot `s` is not empty.
+    occupied: Occupied,
+    slots: [BinaryHeap<Entry>; SLOTS],
+}
+
+pub(super) struct Wheel {
+    near: BinaryHeap<Entry>,
+    levels: Box<[Level; LEVELS]>,
+    never: Vec<Entry>,
+    cursor: u64,
+    len: usize,
+    /// The most entries held since the last trim.
+    peak: usize,
+}
+
+/// Where an entry goes: `None` for `near`, else `(level, slot)`.
+fn place(cursor: u64, ticks: u64) -> Option<(usize, usize)> {
+    if ticks < cursor {
+        return None;
+    }
+    let differ = (ticks ^ cursor) >> GRANULE_BITS;
+    let level = match differ {
+        0 => 0,
+        _ => ((u64::BITS - 1 - differ.leading_zeros()) / LEVEL_BITS) as usize,
+    };
+    Some((level, digit(ticks, level)))
+}
+
+fn shift(level: usize) -> u32 {
+    GRANULE_BITS + LEVEL_BITS * level as u32
+}
+
+fn digit(ticks: u64, level: usize) -> usize {
+    ((ticks >> shift(level)) as usize) & (SLOTS - 1)
+}
+
+/// The first tick of slot `slot` of `level`, for entries that agree with `cursor` above it.
+fn slot_start(cursor: u64, level: usize, slot: usize) -> u64 {
+    let above = shift(level) + LEVEL_BITS;
+    let high = cursor
+        .checked_shr(above)
+        .map_or(0, |h| h.checked_shl(above).unwrap_or(0));
+    high | ((slot as u64) << shift(level))
+}
+
+impl Wheel {
+    /// An empty wheel whose cursor starts at `now` (in ticks).
+    pub(super) fn new(now: u64) -> Wheel {
+        Wheel {
+            near: BinaryHeap::new(),
+            levels: Box::new(std::array::from_fn(|_| Level {
+                occupied: 0,
+                slots: std::array::from_fn(|_| BinaryHeap::new()),
+            })),
+            never: Vec::new(),
+            cursor: now,
+            len: 0,
+            peak: 0,
+        }
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(super) fn push(&mut self, entry: Entry) {
+        self.len += 1;
+        self.peak = self.peak.max(self.len);
+        if entry.ticks() == NEVER {
+            self.never.push(entry);
+            return;
+        }
+        self.file(entry);
+    }
+
+    fn file(&mut self, entry: Entry) {
+        match place(self.cursor, entry.ticks()) {
+            None => self.near.push(entry),
+            Some((level, slot)) => {
+                let level = &mut self.levels[level];
+                level.occupied |= (1 as Occupied) << slot;
+                level.slots[slot].push(entry);
+            }
+        }
+    }
+
+    /// The lowest occupied slot: it holds the earliest entry of the levels.
+    fn first_slot(&self) -> Option<(usize, usize)> {
+        self.levels
+            .iter()
+            .enumerate()
+            .find(|(_, level)| level.occupied != 0)
+            .map(|(l, level)| (l, level.occupied.trailing_zeros() as usize))
+    }
+
+    /// The heap holding the earliest entry (never-timers aside).
+    fn head_heap(&mut self) -> Option<&mut BinaryHeap<Entry>> {
+        if !self.near.is_empty() {
+            return Some(&mut self.near);
+        }
+        let (l, s) = self.first_slot()?;
+        Some(&mut self.levels[l].slots[s])
+    }
+
+    /// The earliest entry, never-timers aside.
+    pub(super) fn peek(&self) -> Option<&Entry> {
+        if let Some(head) = self.near.peek() {
+            return Some(head);
+        }
+        let (l, s) = self.first_slot()?;
+        self.levels[l].slots[s].peek()
+    }
+
+    /// Removes the earliest entry wherever it is, without moving the cursor (for dropping
+    /// cancelled heads, which may not be due).
+    pub(super) fn pop(&mut self) -> Option<Entry> {
+        let entry = self.head_heap()?.pop()?;
+        self.len -= 1;
+        if self.near.is_empty() {
+            self.clear_empty_first_slot();
+        }
+        Some(entry)
+    }
+
+    fn clear_empty_first_slot(&mut self) {
+        if let Some((l, s)) = self.first_slot() {
+            let level = &mut self.levels[l];
+            if level.slots[s].is_empty() {
+                level.occupied &= !((1 as Occupied) << s);
+            }
+        }
+    }
+
+    /// Removes the earliest entry if its deadline is before `end`, bringing the slot it sits in
+    /// down the levels first. When nothing is due the cursor moves up to `end` as far as the
+    /// invariants allow, so that new timers are filed relative to the present.
+    pub(super) fn pop_before(&mut self, end: u64) -> Option<Entry> {
+        loop {
+            if let Some(head) = self.near.peek() {
+                if head.ticks() >= end {
+                    return None;
+                }
+                self.len -= 1;
+                return self.near.pop();
+            }
+            let Some((l, s)) = self.first_slot() else {
+                self.cursor = self.cursor.max(end);
+                return None;
+            };
+            let start = slot_start(self.cursor, l, s);
+            let due = self.levels[l].slots[s]
+                .peek()
+                .is_some_and(|e| e.ticks() < end);
+            if !due {
+                // Short of the slot's start: at it, new timers would be filed below entries
+                // that are earlier than they are.
+                self.cursor = self.cursor.max(end.min(start.saturating_sub(1)));
+                return None;
+            }
+            let level = &mut self.levels[l];
+            level.occupied &= !((1 as Occupied) << s);
+            if l == 0 {
+                // Everything in this slot lies in [start, start + granule): it becomes `near`,
+                // and the cursor its last tick. (A timer filed later at that very tick goes
+                // after the ones in `near`, as its sequence number says; one tick further would
+                // be the start of the next slot, where the cursor may not go.)
+                std::mem::swap(&mut self.near, &mut level.slots[s]);
+                self.cursor = start + ((1 << GRANULE_BITS) - 1);
+            } else {
+                let mut entries = std::mem::take(&mut level.slots[s]).into_vec();
+                self.cursor = start;
+                for entry in entries.drain(..) {
+                    self.file(entry);
+                }
+                self.levels[l].slots[s] = BinaryHeap::from(entries);
+            }
+        }
+    }
+
+    /// Frees what empty slots hold and shrinks oversized ones once the wheel has shrunk to a
+    /// quarter of its peak: memory follows the number of timers, at the cost of one pass over
+    /// the slots per such drop.
+    pub(super) fn trim_if_shrunk(&mut self) {
+        if self.peak > TRIM_PEAK && 4 * self.len < self.peak {
+            self.retain(|_| true);
+        }
+    }
+
+    /// Keeps only the entries for which `keep` is true (the order is kept), and trims.
+    pub(super) fn retain(&mut self, mut keep: impl FnMut(&Entry) -> bool) {
+        let shrink = |heap: &mut BinaryHeap<Entry>| {
+            if heap.capacity() > 4 * heap.len().max(KEEP_CAPACITY) {
+                heap.shrink_to_fit();
+            }
+        };
+        self.near.retain(&mut keep);
+        shrink(&mut self.near);
+        for level in self.levels.iter_mut() {
+            for (s, slot) in level.slots.iter_mut().enumerate() {
+                if level.occupied & ((1 as Occupied) << s) != 0 {
+                    slot.retain(&mut keep);
+                }
+                if slot.is_empty() {
+                    level.occupied &= !((1 as Occupied) << s);
+                    if slot.capacity() > KEEP_CAPACITY {
+                        *slot = BinaryHeap::new();
+                    }
+                } else {
+                    shrink(slot);
+                }
+            }
+        }
+        self.never.retain(&mut keep);
+        if self.never.capacity() > 4 * self.never.len().max(KEEP_CAPACITY) {
+            self.never.shrink_to_fit();
+        }
+        self.len = self.near.len()
+            + self.never.len()
+            + self
+                .levels
+                .iter()
+                .flat_map(|level| level.slots.iter())
+                .map(BinaryHeap::len)
+                .sum::<usize>();
+        self.peak = self.len;
+    }
+
+    /// Removes every entry, in no particular order.
+    pub(super) fn drain(&mut self) -> Vec<Entry> {
+        let mut all = std::mem::take(&mut self.never);
+        all.extend(std::mem::take(&mut self.near).into_vec());
+        for level in self.levels.iter_mut() {
+            for slot in level.slots.iter_mut() {
+                all.extend(std::mem::take(slot).into_vec());
+            }
+            level.occupied = 0;
+        }
+        self.len = 0;
+        all
+    }
+
+    /// How many entries the store has room for without allocating: what it holds in memory.
+    #[cfg(test)]
+    pub(super) fn capacity(&self) -> usize {
+        self.near.capacity()
+            + self.never.capacity()
+            + self
+                .levels
+                .iter()
+                .flat_map(|level| level.slots.iter())
+                .map(BinaryHeap::capacity)
+                .sum::<usize>()
+    }
+
+    /// Which level the earliest entry sits at (`None` for `near`), to test crossings.
+    #[cfg(test)]
+    pub(super) fn head_level(&self) -> Option<usize> {
+        if self.near.is_empty() {
+            self.first_slot().map(|(l, _)| l)
+        } else {
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Handle;
+
+    fn entry(ticks: u64, seq: u64) -> Entry {
+        Entry {
+            key: (u128::from(ticks) << 64) | u128::from(seq),
+            handle: Handle::new(|| ()),
+        }
+    }
+
+    fn seqs(wheel: &mut Wheel, end: u64) -> Vec<u64> {
+        std::iter::from_fn(|| wheel.pop_before(end))
+            .map(|e| e.key as u64)
+            .collect()
+    }
+
+    #[test]
+    fn placement_follows_the_highest_bit_that_differs_from_the_cursor() {
+        assert_eq!(place(1000, 999), None, "before the cursor: near");
+        assert_eq!(place(0, 0), Some((0, 0)));
+        assert_eq!(place(0, (1 << GRANULE_BITS) - 1), Some((0, 0)));
+        assert_eq!(place(0, 1 << GRANULE_BITS), Some((0, 1)));
+        assert_eq!(place(0, 1 << (GRANULE_BITS + LEVEL_BITS)), Some((1, 1)));
+        assert_eq!(place(0, u64::MAX - 1), Some((LEVELS - 1, SLOTS - 1)));
+        let cursor = 5 << shift(2);
+        assert_eq!(place(cursor, cursor + (3 << shift(1))), Some((1, 3)));
+        assert_eq!(slot_start(cursor, 1, 3), cursor + (3 << shift(1)));
+        assert_eq!(slot_start(u64::MAX, LEVELS - 1, 1), 1 << shift(LEVELS - 1));
+    }
+
+    /// For a deadline on a slot boundary of every level: a timer filed there before the cursor
+    /// moved and one filed after come out in scheduling order, between their neighbours one tick
+    /// either side, and none before its deadline.
+    #[test]
+    fn equal_deadlines_keep_scheduling_order_across_every_level() {
+        let start = 7 << 40;
+        for level in 0..LEVELS - 1 {
+            let mut wheel = Wheel::new(start);
+            let t = start + (3 << shift(level));
+            wheel.push(entry(t, 0));
+            assert_eq!(wheel.head_level(), Some(level));
+            // Not due: the cursor moves up to just short of the slot.
+            assert!(wheel.pop_before(t - 1).is_none());
+            wheel.push(entry(t, 1));
+            wheel.push(entry(t - 1, 2));
+            wheel.push(entry(t + 1, 3));
+            wheel.push(entry(t, 4));
+            assert_eq!(seqs(&mut wheel, t - 1), [] as [u64; 0], "level {level}");
+            assert_eq!(seqs(&mut wheel, t), [2], "level {level}: never early");
+            wheel.push(entry(t, 5));
+            assert_eq!(seqs(&mut wheel, t + 1), [0, 1, 4, 5], "level {level}");
+            assert_eq!(seqs(&mut wheel, t + 2), [3], "level {level}");
+            assert_eq!(wheel.len(), 0);
+        }
+    }
+
+    #[test]
+    fn one_pop_jumps_over_every_level_in_order() {
+        let start = 1 << 62;
+        let mut wheel = Wheel::new(start);
+        let offsets: Vec<u64> = (0..LEVELS - 1).map(|l| 5 << shift(l)).collect();
+        for (seq, &offset) in offsets.iter().enumerate().rev() {
+            wheel.push(entry(start + offset, seq as u64));
+        }
+        wheel.push(entry(start - 1, 99));
+        wheel.push(entry(NEVER, 100));
+        let order = seqs(&mut wheel, NEVER - 1);
+        let mut expected = vec![99];
+        expected.extend(0..offsets.len() as u64);
+        assert_eq!(order, expected);
+        assert_eq!(wheel.len(), 1, "the never-timer stays");
+        assert!(wheel.peek().is_none(), "and is nobody's next deadline");
+    }
+
+    #[test]
+    fn a_drained_burst_gives_its_memory_back() {
+        let start = 1 << 62;
+        let mut wheel = Wheel::new(start);
+        let n = if cfg!(miri) { 2_000 } else { 200_000 };
+        for i in 0..n {
+            // Spread over 100 ms in a scrambled order.
+            wheel.push(entry(start + (i * 7_919_993) % 100_000_000, i));
+        }
+        assert!(wheel.capacity() >= n as usize);
+        let mut last = 0;
+        let mut end = start;
+        while wheel.len() > 0 {
+            end += 50_000;
+            while let Some(e) = wheel.pop_before(end) {
+                assert!(e.key > last, "in order");
+                assert!(e.ticks() < end, "never early");
+                last = e.key;
+            }
+        }
+        wheel.trim_if_shrunk();
+        let kept = wheel.capacity();
+        assert!(
+            kept <= LEVELS * SLOTS * KEEP_CAPACITY / 4,
+            "{kept} entries' worth kept"
+        );
+    }
+}

@@ -1,0 +1,154 @@
+//! Fairness: however much callback work floods the loop, from its own thread or from others,
+//! I/O readiness and due timers are still served (asyncio polls once per iteration; evloop may
+//! skip a poll when only other threads' work is waiting, but never for long).
+
+use std::cell::Cell;
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use evloop_reactor::{EventLoop, RemoteHandle};
+
+/// A flood runs this many callbacks at most; a starved reader or timer fails the test there.
+/// Each callback takes well over 100 ns, so the cap is far beyond any poll window.
+const CAP: u64 = 2_000_000;
+
+struct Flood {
+    count: AtomicU64,
+    done: AtomicBool,
+}
+
+/// One callback per iteration, each queuing the next through the thread-safe queue: at every
+/// poll the ready queue is empty and only "other threads'" work is waiting.
+fn threadsafe_flood(remote: RemoteHandle, flood: Arc<Flood>) {
+    if flood.count.fetch_add(1, Ordering::Relaxed) < CAP && !flood.done.load(Ordering::Relaxed) {
+        let again = remote.clone();
+        remote
+            .call_soon_threadsafe(move || threadsafe_flood(again, flood))
+            .unwrap();
+    }
+}
+
+fn call_soon_flood(lp: EventLoop, flood: Arc<Flood>) {
+    if flood.count.fetch_add(1, Ordering::Relaxed) < CAP && !flood.done.load(Ordering::Relaxed) {
+        let again = lp.clone();
+        lp.call_soon(move || call_soon_flood(again, flood)).unwrap();
+    }
+}
+
+/// Starts `start_flood`, then waits for a readable socket's callback and a 1 ms timer; returns
+/// how many flood callbacks ran before each was served.
+fn served_under(start_flood: impl FnOnce(&EventLoop, Arc<Flood>)) -> (u64, u64) {
+    let lp = EventLoop::new().unwrap();
+    let flood = Arc::new(Flood {
+        count: AtomicU64::new(0),
+        done: AtomicBool::new(false),
+    });
+    let (reader, mut writer) = UnixStream::pair().unwrap();
+    let io_at = Rc::new(Cell::new(None));
+    let timer_at = Rc::new(Cell::new(None));
+    let finish = {
+        let (lp, flood, io_at, timer_at) =
+            (lp.clone(), flood.clone(), io_at.clone(), timer_at.clone());
+        move || {
+            if io_at.get().is_some() && timer_at.get().is_some() {
+                flood.done.store(true, Ordering::Relaxed);
+                lp.stop();
+            }
+        }
+    };
+    start_flood(&lp, flood.clone());
+    // Let the flood get going before the I/O and the timer exist.
+    for _ in 0..10 {
+        lp.run_once().unwrap();
+    }
+    let fd = reader.as_raw_fd();
+    lp.add_reader(fd, {
+        let (lp, flood, io_at, finish) = (lp.clone(), flood.clone(), io_at.clone(), finish.clone());
+        move || {
+            io_at.set(Some(flood.count.load(Ordering::Relaxed)));
+            assert!(lp.remove_reader(fd));
+            finish();
+        }
+    })
+    .unwrap();
+    writer.write_all(b"ping").unwrap();
+    lp.call_later(Duration::from_millis(1), {
+        let (flood, timer_at) = (flood.clone(), timer_at.clone());
+        move || {
+            timer_at.set(Some(flood.count.load(Ordering::Relaxed)));
+            finish();
+        }
+    })
+    .unwrap();
+    let stopper = lp.clone();
+    let watchdog = flood.clone();
+    // Should the flood reach its cap unserved, it ends and the loop would idle: stop it then.
+    lp.call_later(Duration::from_secs(30), move || {
+        watchdog.done.store(true, Ordering::Relaxed);
+        stopper.stop();
+    })
+    .unwrap();
+    lp.run_forever().unwrap();
+    let served = (
+        io_at.get().expect("the reader was starved"),
+        timer_at.get().expect("the timer was starved"),
+    );
+    lp.close().unwrap();
+    served
+}
+
+#[test]
+fn io_and_timers_are_served_under_a_flood_of_threadsafe_work() {
+    let (io_at, timer_at) = served_under(|lp, flood| threadsafe_flood(lp.remote(), flood));
+    assert!(
+        io_at < CAP && timer_at < CAP,
+        "io at {io_at}, timer at {timer_at}"
+    );
+}
+
+#[test]
+fn io_and_timers_are_served_under_a_flood_of_call_soon_work() {
+    let (io_at, timer_at) = served_under(|lp, flood| call_soon_flood(lp.clone(), flood));
+    assert!(
+        io_at < CAP && timer_at < CAP,
+        "io at {io_at}, timer at {timer_at}"
+    );
+}
+
+/// Work from a real foreign thread, as fast as it can send it, does not starve the loop's I/O.
+#[test]
+fn io_is_served_while_another_thread_floods_the_loop() {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (io_at, timer_at) = served_under(|lp, flood| {
+        let remote = lp.remote();
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut sent = 0u64;
+            while !stop.load(Ordering::Relaxed) && !flood.done.load(Ordering::Relaxed) {
+                // A continuous stream, but a bounded backlog: the loop is never idle, and an
+                // iteration's batch stays small.
+                if sent - flood.count.load(Ordering::Relaxed) > 1_000 {
+                    std::thread::yield_now();
+                    continue;
+                }
+                sent += 1;
+                let flood = flood.clone();
+                if remote
+                    .call_soon_threadsafe(move || {
+                        flood.count.fetch_add(1, Ordering::Relaxed);
+                    })
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        });
+    });
+    stop.store(true, Ordering::Relaxed);
+    assert!(io_at < u64::MAX && timer_at < u64::MAX);
+}
