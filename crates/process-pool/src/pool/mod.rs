@@ -27,7 +27,7 @@ mod map;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use evloop_thread_pool::future::{JobFuture, Timeout};
+use evloop_thread_pool::future::{JobFuture, TimeoutError};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -170,7 +170,7 @@ impl ProcessPool {
         }
     }
 
-    /// `shutdown(wait = true)` bounded by `timeout`: `Err(Timeout)` if workers were still running
+    /// `shutdown(wait = true)` bounded by `timeout`: `Err(TimeoutError)` if workers were still running
     /// then. They keep running their taken jobs and are reaped when they exit.
     ///
     /// ```
@@ -178,7 +178,7 @@ impl ProcessPool {
     /// let pool = evloop_process_pool::ProcessPool::new();
     /// assert!(pool.shutdown_timeout(Duration::from_secs(5)).is_ok());
     /// ```
-    pub fn shutdown_timeout(&self, timeout: Duration) -> Result<(), Timeout> {
+    pub fn shutdown_timeout(&self, timeout: Duration) -> Result<(), TimeoutError> {
         self.begin_shutdown(false);
         self.join(Instant::now().checked_add(timeout))
     }
@@ -199,7 +199,7 @@ impl ProcessPool {
         cancelled.into_iter().for_each(|job| job.cancel());
     }
 
-    fn join(&self, deadline: Option<Instant>) -> Result<(), Timeout> {
+    fn join(&self, deadline: Option<Instant>) -> Result<(), TimeoutError> {
         // A done callback on one of our reader threads that drops the pool: that reader reaps
         // its worker only after the callback returns, so wait for the others only.
         let on_reader = READER_OF.with(|r| r.get()) == Arc::as_ptr(&self.shared) as usize;
@@ -215,7 +215,7 @@ impl ProcessPool {
                 Some(deadline) => {
                     let left = deadline
                         .checked_duration_since(Instant::now())
-                        .ok_or(Timeout)?;
+                        .ok_or(TimeoutError)?;
                     self.shared
                         .reaped
                         .wait_timeout(st, left)
