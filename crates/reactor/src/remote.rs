@@ -33,7 +33,7 @@ pub(crate) enum RemoteItem {
 }
 
 /// State shared between the loop and its remote handles.
-pub(crate) struct Shared {
+pub(crate) struct RemoteShared {
     pub(crate) queue: RemoteQueue<RemoteItem>,
     /// Dropped when the loop closes, so that a handle kept by a long-lived thread does not keep
     /// the loop's eventfd open.
@@ -43,9 +43,9 @@ pub(crate) struct Shared {
     pub(crate) loop_id: u64,
 }
 
-impl Shared {
-    pub(crate) fn new(waker: mio::Waker, loop_id: u64) -> Shared {
-        Shared {
+impl RemoteShared {
+    pub(crate) fn new(waker: mio::Waker, loop_id: u64) -> RemoteShared {
+        RemoteShared {
             queue: RemoteQueue::new(),
             waker: Mutex::new(Some(waker)),
             clock_holds: AtomicUsize::new(0),
@@ -101,7 +101,7 @@ impl Shared {
 /// ```
 #[derive(Clone)]
 pub struct RemoteHandle {
-    pub(crate) shared: Arc<Shared>,
+    pub(crate) shared: Arc<RemoteShared>,
 }
 
 impl RemoteHandle {
@@ -173,7 +173,7 @@ impl fmt::Debug for RemoteHandle {
 #[derive(Debug)]
 #[must_use = "the hold ends when the guard is dropped"]
 pub struct ClockHold {
-    shared: Arc<Shared>,
+    shared: Arc<RemoteShared>,
 }
 
 impl Drop for ClockHold {
@@ -184,9 +184,9 @@ impl Drop for ClockHold {
     }
 }
 
-impl fmt::Debug for Shared {
+impl fmt::Debug for RemoteShared {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Shared")
+        f.debug_struct("RemoteShared")
             .field("loop_id", &self.loop_id)
             .finish()
     }

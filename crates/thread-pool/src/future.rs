@@ -135,16 +135,16 @@ pub(crate) trait Payload: Send + Sync {}
 impl<P: Send + Sync> Payload for P {}
 
 /// The state shared by a promise (or a queued job) and its future.
-pub(crate) struct Shared<T, E, P: ?Sized = dyn Payload> {
+pub(crate) struct JobCell<T, E, P: ?Sized = dyn Payload> {
     state: AtomicU8,
     slot: Mutex<Slot<T, E>>,
     cond: Condvar,
     pub(crate) payload: P,
 }
 
-impl<T, E, P> Shared<T, E, P> {
+impl<T, E, P> JobCell<T, E, P> {
     pub(crate) fn new(payload: P) -> Self {
-        Shared {
+        JobCell {
             state: AtomicU8::new(PENDING),
             slot: Mutex::new(Slot {
                 output: None,
@@ -159,7 +159,7 @@ impl<T, E, P> Shared<T, E, P> {
     }
 }
 
-impl<T, E, P: ?Sized> Shared<T, E, P> {
+impl<T, E, P: ?Sized> JobCell<T, E, P> {
     /// Python's `set_running_or_notify_cancel`: true if the job may run (now running).
     pub(crate) fn set_running_or_notify_cancel(&self) -> bool {
         match self
@@ -278,7 +278,7 @@ impl<T, E, P: ?Sized> Shared<T, E, P> {
 /// assert_eq!(future.wait(), Ok(42));
 /// ```
 pub fn job_channel<T, E: JobErrorKind>() -> (JobPromise<T, E>, JobFuture<T, E>) {
-    let shared: Arc<Shared<T, E>> = Arc::new(Shared::new(()));
+    let shared: Arc<JobCell<T, E>> = Arc::new(JobCell::new(()));
     (
         JobPromise {
             shared: Some(Arc::clone(&shared)),
@@ -301,11 +301,11 @@ pub fn job_channel<T, E: JobErrorKind>() -> (JobPromise<T, E>, JobFuture<T, E>) 
 /// ```
 pub struct JobPromise<T, E: JobErrorKind = JobError> {
     // None once completed, so that Drop knows there is nothing left to do.
-    shared: Option<Arc<Shared<T, E>>>,
+    shared: Option<Arc<JobCell<T, E>>>,
 }
 
 impl<T, E: JobErrorKind> JobPromise<T, E> {
-    fn shared(&self) -> &Shared<T, E> {
+    fn shared(&self) -> &JobCell<T, E> {
         self.shared.as_ref().expect("promise used after completion")
     }
 
@@ -404,12 +404,12 @@ impl<T, E: JobErrorKind> fmt::Debug for JobPromise<T, E> {
 /// ```
 #[must_use = "a JobFuture does nothing unless waited on or awaited"]
 pub struct JobFuture<T, E: JobErrorKind = JobError> {
-    shared: Arc<Shared<T, E>>,
+    shared: Arc<JobCell<T, E>>,
 }
 
 impl<T, E: JobErrorKind> JobFuture<T, E> {
     /// The consumer half of state created by a pool.
-    pub(crate) fn from_shared(shared: Arc<Shared<T, E>>) -> Self {
+    pub(crate) fn from_shared(shared: Arc<JobCell<T, E>>) -> Self {
         JobFuture { shared }
     }
 

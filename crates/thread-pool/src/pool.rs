@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use crossbeam_deque::{Injector, Steal, Stealer, Worker};
 
 use crate::builder::{Initializer, ThreadPoolBuilder};
-use crate::future::{JobFuture, Shared as FutureState, TimeoutError};
+use crate::future::{JobCell, JobFuture, TimeoutError};
 use crate::job::{Closure, QueuedJob};
 use crate::map::Map;
 use crate::sleep::Sleep;
@@ -48,11 +48,11 @@ use crate::{BuildError, JobError};
 /// assert_eq!(squares, [1, 4, 9, 16]);
 /// ```
 pub struct ThreadPoolExecutor {
-    shared: Arc<Shared>,
+    shared: Arc<PoolShared>,
 }
 
 /// State shared by the executor handle and its workers.
-pub(crate) struct Shared {
+pub(crate) struct PoolShared {
     pub(crate) injector: Injector<QueuedJob>,
     pub(crate) slots: Box<[Slot]>,
     pub(crate) sleep: Sleep,
@@ -86,7 +86,7 @@ pub(crate) struct Lifecycle {
     handles: Vec<Option<JoinHandle<()>>>,
 }
 
-impl Shared {
+impl PoolShared {
     pub(crate) fn lock(&self) -> MutexGuard<'_, Lifecycle> {
         self.lifecycle.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -279,7 +279,7 @@ impl ThreadPoolExecutor {
             })
             .collect();
         ThreadPoolExecutor {
-            shared: Arc::new(Shared {
+            shared: Arc::new(PoolShared {
                 injector: Injector::new(),
                 slots,
                 sleep: Sleep::new(),
@@ -347,8 +347,8 @@ impl ThreadPoolExecutor {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        let state: Arc<FutureState<R, JobError, Closure<F>>> =
-            Arc::new(FutureState::new(Closure::new(Some(f))));
+        let state: Arc<JobCell<R, JobError, Closure<F>>> =
+            Arc::new(JobCell::new(Closure::new(Some(f))));
         let future = JobFuture::from_shared(state.clone());
         self.push(QueuedJob::new(state))?;
         Ok(future)

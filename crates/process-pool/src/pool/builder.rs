@@ -6,7 +6,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Condvar, Mutex};
 
 use super::ProcessPool;
-use super::dispatch::{Shared, State};
+use super::dispatch::{PoolShared, State};
 use crate::error::ProcessPoolError;
 use crate::spawn;
 use crate::trampoline::{self, Trampoline, assert_zst};
@@ -123,7 +123,7 @@ impl ProcessPoolBuilder {
             return Err(ProcessPoolError::InitMissing);
         }
         Ok(ProcessPool {
-            shared: Arc::new(Shared {
+            shared: Arc::new(PoolShared {
                 state: Mutex::new(State {
                     queue: VecDeque::new(),
                     workers: Vec::new(),

@@ -42,9 +42,10 @@ pub(super) trait Job: Send {
     fn cancel(self: Box<Self>);
 }
 
-struct Typed<R>(JobPromise<R, ProcessPoolError>);
+/// A queued job that knows its result type: it decodes the worker's bytes into `R`.
+struct TypedJob<R>(JobPromise<R, ProcessPoolError>);
 
-impl<R: DeserializeOwned + Send + 'static> Job for Typed<R> {
+impl<R: DeserializeOwned + Send + 'static> Job for TypedJob<R> {
     fn start(&self) -> bool {
         self.0.set_running_or_notify_cancel()
     }
@@ -81,7 +82,8 @@ impl Channel {
     }
 }
 
-pub(super) struct Worker {
+/// The parent's record of one worker process (the child's side is `crate::worker`).
+pub(super) struct WorkerRecord {
     key: u64,
     pub(super) pid: u32,
     /// `None` once the reader has taken it to reap the process.
@@ -93,9 +95,10 @@ pub(super) struct Worker {
     closing: bool,
 }
 
+/// What the state lock guards: the queue, the workers, and the pool's lifecycle.
 pub(super) struct State {
     pub(super) queue: VecDeque<Queued>,
-    pub(super) workers: Vec<Worker>,
+    pub(super) workers: Vec<WorkerRecord>,
     /// Worker processes started and not yet reaped.
     pub(super) live: usize,
     pub(super) readers: Vec<JoinHandle<()>>,
@@ -104,7 +107,8 @@ pub(super) struct State {
     pub(super) broken: Option<Broken>,
 }
 
-pub(super) struct Shared {
+/// State shared by the pool handle and its reader threads.
+pub(super) struct PoolShared {
     pub(super) state: Mutex<State>,
     /// Signalled whenever a worker process has been reaped.
     pub(super) reaped: Condvar,
@@ -117,7 +121,7 @@ pub(super) struct Shared {
 }
 
 thread_local! {
-    /// The pool (by the address of its `Shared`) whose reader thread this is, if any: a done
+    /// The pool (by the address of its `PoolShared`) whose reader thread this is, if any: a done
     /// callback run by a reader may drop the last handle of its own pool, and that drop must
     /// not wait for this very thread.
     pub(super) static READER_OF: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
@@ -200,7 +204,7 @@ impl ProcessPool {
                     st.queue.push_back(Queued {
                         id,
                         frame,
-                        job: Box::new(Typed(promise)),
+                        job: Box::new(TypedJob(promise)),
                     });
                     self.shared.pump(&mut st, &mut outbox);
                 }
@@ -216,12 +220,12 @@ impl ProcessPool {
     }
 }
 
-impl Shared {
+impl PoolShared {
     pub(super) fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn can_take(&self, w: &Worker) -> bool {
+    fn can_take(&self, w: &WorkerRecord) -> bool {
         !w.closing && w.child.is_some() && self.max_tasks.is_none_or(|max| w.sent < max)
     }
 
@@ -326,7 +330,7 @@ impl Shared {
         };
         st.readers.push(handle);
         st.live += 1;
-        st.workers.push(Worker {
+        st.workers.push(WorkerRecord {
             key,
             pid: child.id(),
             child: Some(child),
@@ -432,7 +436,7 @@ impl Shared {
                 let busy = {
                     let mut st = self.lock();
                     self.pump(&mut st, &mut outbox);
-                    Shared::close_idle(&mut st);
+                    PoolShared::close_idle(&mut st);
                     st.workers
                         .iter()
                         .any(|w| w.key == key && !w.running.is_empty())
@@ -498,7 +502,7 @@ impl Shared {
                 self.break_pool(&mut st, &mut outbox, cause);
             } else {
                 self.pump(&mut st, &mut outbox);
-                Shared::close_idle(&mut st);
+                PoolShared::close_idle(&mut st);
             }
             self.reaped.notify_all();
         }

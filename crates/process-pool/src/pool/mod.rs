@@ -35,7 +35,7 @@ use crate::error::ProcessPoolError;
 use crate::trampoline::{self, Trampoline, assert_zst};
 
 pub use builder::ProcessPoolBuilder;
-use dispatch::{Outbox, READER_OF, Shared};
+use dispatch::{Outbox, PoolShared, READER_OF};
 pub use map::MapResults;
 
 /// The future of one process-pool job: the shared `concurrent.futures`-style future of
@@ -59,7 +59,7 @@ pub type ProcessFuture<T> = JobFuture<T, ProcessPoolError>;
 /// }
 /// ```
 pub struct ProcessPool {
-    shared: Arc<Shared>,
+    shared: Arc<PoolShared>,
 }
 
 impl std::fmt::Debug for ProcessPool {
@@ -193,7 +193,7 @@ impl ProcessPool {
                 cancelled.extend(st.queue.drain(..).map(|q| q.job));
             }
             self.shared.pump(&mut st, &mut outbox);
-            Shared::close_idle(&mut st);
+            PoolShared::close_idle(&mut st);
         }
         outbox.flush();
         cancelled.into_iter().for_each(|job| job.cancel());
