@@ -494,7 +494,7 @@ pub fn current_task() -> Option<AnyTask> {
 
 /// The running loop's tasks that are not done (asyncio's `all_tasks()`); empty outside a loop.
 pub fn all_tasks() -> Vec<AnyTask> {
-    match EventLoop::running() {
+    match evloop_reactor::get_running_loop().ok() {
         Some(lp) => tasks_of(&lp),
         None => Vec::new(),
     }
