@@ -169,7 +169,7 @@ where
 ///     Err(TaskError::Cancelled(Cancelled::with_message("enough")))
 /// );
 /// ```
-#[must_use = "dropping a Task detaches it: it runs on, and its result and panic go unobserved (use detach() to say so, abort() to cancel)"]
+#[must_use = "dropping a Task detaches it: it runs on, its result is lost and a panic is reported as \"Task exception was never retrieved\" (call detach() to say so, abort() to cancel)"]
 pub struct Task<T> {
     cell: Arc<dyn JoinTarget<T>>,
     _not_send: PhantomData<*const ()>,
