@@ -268,6 +268,32 @@ fn connect_refused_is_an_error() {
     );
 }
 
+/// std's address rule for `bind`: each resolved address in turn until one works, the last
+/// failure if none does, and "could not resolve to any address" when there is none.
+#[test]
+fn bind_tries_each_address_until_one_works() {
+    let lp = EventLoop::new().unwrap();
+    // TEST-NET-1 is no local interface's address: binding to it fails with EADDRNOTAVAIL.
+    let foreign: std::net::SocketAddr = "192.0.2.1:0".parse().unwrap();
+    let local: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let listener = TcpListener::bind_on(&lp, &[foreign, local][..]).unwrap();
+    assert!(listener.local_addr().unwrap().ip().is_loopback());
+    let socket = UdpSocket::bind_on(&lp, &[foreign, local][..]).unwrap();
+    assert!(socket.local_addr().unwrap().ip().is_loopback());
+
+    let err = TcpListener::bind_on(&lp, &[foreign][..]).err().unwrap();
+    assert_eq!(err.kind(), ErrorKind::AddrNotAvailable);
+    let err = UdpSocket::bind_on(&lp, &[foreign][..]).err().unwrap();
+    assert_eq!(err.kind(), ErrorKind::AddrNotAvailable);
+
+    let none: &[std::net::SocketAddr] = &[];
+    let err = TcpListener::bind_on(&lp, none).err().unwrap();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert_eq!(err.to_string(), "could not resolve to any address");
+    let err = UdpSocket::bind_on(&lp, none).err().unwrap();
+    assert_eq!(err.to_string(), "could not resolve to any address");
+}
+
 #[test]
 fn udp_send_to_and_recv_from() {
     let lp = EventLoop::new().unwrap();

@@ -175,6 +175,30 @@ macro_rules! stream_io {
 }
 pub(crate) use stream_io;
 
+/// std's address rule for `bind` and `connect`: try each address `addr` resolves to, in order,
+/// until one works; the last failure if none does.
+pub(crate) fn first_address<T>(
+    addr: impl std::net::ToSocketAddrs,
+    mut attempt: impl FnMut(std::net::SocketAddr) -> std::io::Result<T>,
+) -> std::io::Result<T> {
+    let mut last = None;
+    for addr in addr.to_socket_addrs()? {
+        match attempt(addr) {
+            Ok(done) => return Ok(done),
+            Err(error) => last = Some(error),
+        }
+    }
+    Err(last.unwrap_or_else(unresolved))
+}
+
+/// The error of an address that resolved to nothing.
+pub(crate) fn unresolved() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidInput,
+        "could not resolve to any address",
+    )
+}
+
 /// The result of a `shutdown(2)`, with ENOTCONN counted as done: the peer has already gone away
 /// (it reset the connection, or closed it before we half-closed), so there is nothing left to
 /// shut down. Every client that hangs up first would otherwise fail `poll_close` under hyper;
