@@ -343,8 +343,14 @@ fn unix_listener_and_stream() {
 fn futures_io_traits_work() {
     use futures_io::{AsyncRead, AsyncWrite};
     use std::pin::Pin;
+    // Both directions take `&self`, so a shared reference is a stream too.
+    fn is_io<T: AsyncRead + AsyncWrite>() {}
+    is_io::<TcpStream>();
+    is_io::<&TcpStream>();
+    is_io::<UnixStream>();
+    is_io::<&UnixStream>();
     let lp = EventLoop::new().unwrap();
-    let (mut a, mut b) = UnixStream::pair_on(&lp).unwrap();
+    let (mut a, b) = UnixStream::pair_on(&lp).unwrap();
     let got = block_on(&lp, async move {
         let n = std::future::poll_fn(|cx| Pin::new(&mut a).poll_write(cx, b"trait"))
             .await
@@ -354,7 +360,8 @@ fn futures_io_traits_work() {
             .await
             .unwrap();
         let mut buf = [0u8; 8];
-        let n = std::future::poll_fn(|cx| Pin::new(&mut b).poll_read(cx, &mut buf))
+        let mut shared = &b;
+        let n = std::future::poll_fn(|cx| Pin::new(&mut shared).poll_read(cx, &mut buf))
             .await
             .unwrap();
         buf[..n].to_vec()
