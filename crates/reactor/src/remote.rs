@@ -11,7 +11,7 @@ use std::panic::Location;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use evloop_callbacks::{Closed, RemoteQueue, Snapshot, TaskRef, Wake};
+use evloop_callbacks::{Closed, RemoteQueue, Snapshot, TaskRef, Wakeup};
 
 use crate::LoopError;
 
@@ -55,8 +55,8 @@ impl RemoteShared {
 
     pub(crate) fn send(&self, item: RemoteItem) -> Result<(), LoopError> {
         match self.queue.push(item) {
-            Ok(Wake::NotNeeded) => Ok(()),
-            Ok(Wake::Needed) => {
+            Ok(Wakeup::NotNeeded) => Ok(()),
+            Ok(Wakeup::Needed) => {
                 self.wake();
                 Ok(())
             }
