@@ -46,7 +46,7 @@ mod timers;
 pub use context::{Context, ContextError, ContextVar, Scope, Snapshot, Token, copy_context};
 pub use handle::Handle;
 pub use ready::{Ready, ReadyQueue, TaskRef, TaskRefVTable};
-pub use remote::{Closed, RemoteQueue, Wake};
+pub use remote::{Closed, RemoteQueue, Wakeup};
 pub use send_callback::SendCallback;
 pub use timers::{
     CANCELLED_FRACTION_FOR_REBUILD, MIN_SCHEDULED_FOR_REBUILD, TimerHandle, TimerHeap,

@@ -6,7 +6,7 @@
 //! asks. While the loop is busy, a burst of pushes from any number of threads costs no wake-up at
 //! all: the loop drains the whole batch on its next iteration.
 //!
-//! The queue itself performs no I/O; [`RemoteQueue::push`] returns [`Wake::Needed`] and the caller
+//! The queue itself performs no I/O; [`RemoteQueue::push`] returns [`Wakeup::Needed`] and the caller
 //! (the reactor) does the waking.
 //!
 //! All state lives under one mutex, which makes the park/push race trivially correct: the
@@ -21,7 +21,7 @@ use crate::sync::{AtomicBool, Mutex, MutexGuard, Ordering};
 /// What a producer must do after a successful push.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[must_use = "a parked consumer sleeps until it is woken"]
-pub enum Wake {
+pub enum Wakeup {
     /// The consumer is running or already being woken: nothing to do.
     NotNeeded,
     /// The consumer is parked (or about to be) and nobody has woken it yet: wake it.
@@ -56,19 +56,19 @@ struct Inner<T> {
 /// A many-producer, single-consumer queue that wakes its consumer only when it sleeps.
 ///
 /// ```
-/// use evloop_callbacks::{RemoteQueue, Wake};
+/// use evloop_callbacks::{RemoteQueue, Wakeup};
 ///
 /// let queue = RemoteQueue::new();
 /// // The loop is running: pushes need no wake-up.
-/// assert_eq!(queue.push(1).unwrap(), Wake::NotNeeded);
+/// assert_eq!(queue.push(1).unwrap(), Wakeup::NotNeeded);
 /// let mut batch = Vec::new();
 /// queue.drain_into(&mut batch);
 /// assert_eq!(batch, [1]);
 ///
 /// // The loop parks; the first push after that must wake it, the next ones need not.
 /// assert!(queue.try_park());
-/// assert_eq!(queue.push(2).unwrap(), Wake::Needed);
-/// assert_eq!(queue.push(3).unwrap(), Wake::NotNeeded);
+/// assert_eq!(queue.push(2).unwrap(), Wakeup::Needed);
+/// assert_eq!(queue.push(3).unwrap(), Wakeup::NotNeeded);
 /// queue.unpark();
 /// ```
 pub struct RemoteQueue<T> {
@@ -115,7 +115,7 @@ impl<T> RemoteQueue<T> {
 
     /// Appends an item from any thread. Says whether the consumer must be woken, or hands the
     /// item back if the queue is closed.
-    pub fn push(&self, item: T) -> Result<Wake, Closed<T>> {
+    pub fn push(&self, item: T) -> Result<Wakeup, Closed<T>> {
         let mut inner = self.lock();
         if inner.closed {
             return Err(Closed(item));
@@ -124,9 +124,9 @@ impl<T> RemoteQueue<T> {
         self.has_items.store(true, Ordering::Release);
         if inner.consumer == Consumer::Parked {
             inner.consumer = Consumer::Notified;
-            Ok(Wake::Needed)
+            Ok(Wakeup::Needed)
         } else {
-            Ok(Wake::NotNeeded)
+            Ok(Wakeup::NotNeeded)
         }
     }
 
@@ -192,7 +192,7 @@ mod tests {
     fn pushes_while_running_never_ask_for_a_wake_up() {
         let queue = RemoteQueue::new();
         for i in 0..100 {
-            assert_eq!(queue.push(i), Ok(Wake::NotNeeded));
+            assert_eq!(queue.push(i), Ok(Wakeup::NotNeeded));
         }
         let mut out = Vec::new();
         queue.drain_into(&mut out);
@@ -203,28 +203,28 @@ mod tests {
     fn exactly_one_wake_up_per_park() {
         let queue = RemoteQueue::new();
         assert!(queue.try_park());
-        assert_eq!(queue.push(1), Ok(Wake::Needed));
-        assert_eq!(queue.push(2), Ok(Wake::NotNeeded));
+        assert_eq!(queue.push(1), Ok(Wakeup::Needed));
+        assert_eq!(queue.push(2), Ok(Wakeup::NotNeeded));
         queue.unpark();
-        assert_eq!(queue.push(3), Ok(Wake::NotNeeded));
+        assert_eq!(queue.push(3), Ok(Wakeup::NotNeeded));
         let mut out = Vec::new();
         queue.drain_into(&mut out);
         assert!(queue.try_park());
-        assert_eq!(queue.push(4), Ok(Wake::Needed));
+        assert_eq!(queue.push(4), Ok(Wakeup::Needed));
     }
 
     #[test]
     fn does_not_park_over_waiting_items() {
         let queue = RemoteQueue::new();
-        assert_eq!(queue.push(1), Ok(Wake::NotNeeded));
+        assert_eq!(queue.push(1), Ok(Wakeup::NotNeeded));
         assert!(!queue.try_park());
-        assert_eq!(queue.push(2), Ok(Wake::NotNeeded));
+        assert_eq!(queue.push(2), Ok(Wakeup::NotNeeded));
     }
 
     #[test]
     fn closed_queue_hands_items_back() {
         let queue = RemoteQueue::new();
-        assert_eq!(queue.push("a"), Ok(Wake::NotNeeded));
+        assert_eq!(queue.push("a"), Ok(Wakeup::NotNeeded));
         assert_eq!(queue.close(), vec!["a"]);
         assert_eq!(queue.push("b"), Err(Closed("b")));
         assert_eq!(Closed(()).to_string(), "Event loop is closed");
@@ -249,7 +249,7 @@ mod tests {
                 let signal = signal.clone();
                 thread::spawn(move || {
                     for i in 0..per_producer {
-                        if queue.push(p * per_producer + i).unwrap() == Wake::Needed {
+                        if queue.push(p * per_producer + i).unwrap() == Wakeup::Needed {
                             wakes.fetch_add(1, Ordering::Relaxed);
                             let (woken, cond) = &*signal;
                             *woken.lock().unwrap() = true;
@@ -317,7 +317,7 @@ mod loom_model {
                 .map(|item| {
                     let (queue, wake) = (queue.clone(), wake.clone());
                     thread::spawn(move || {
-                        if queue.push(item).unwrap() == Wake::Needed {
+                        if queue.push(item).unwrap() == Wakeup::Needed {
                             wake.notify();
                         }
                     })

@@ -82,7 +82,7 @@ pub struct TaskDump {
 /// The running loop's task dump (empty outside a loop): [`all_tasks`](crate::all_tasks) with
 /// what each task awaits.
 pub fn task_dump() -> TaskDump {
-    match EventLoop::running() {
+    match evloop_reactor::get_running_loop().ok() {
         Some(lp) => TaskDump::of(&lp),
         None => TaskDump { tasks: Vec::new() },
     }

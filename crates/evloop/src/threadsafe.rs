@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use evloop_reactor::{LoopError, RemoteHandle};
 use evloop_thread_pool::JobFuture;
-use evloop_thread_pool::future::{Abandoned, job_channel};
+use evloop_thread_pool::future::{JobAbandoned, job_channel};
 
 use crate::error::{Cancelled, TaskError};
 
@@ -19,16 +19,16 @@ use crate::error::{Cancelled, TaskError};
 /// gave none.
 pub type ThreadsafeFuture<T> = JobFuture<T, TaskError>;
 
-impl From<evloop_thread_pool::future::Cancelled> for TaskError {
-    fn from(_: evloop_thread_pool::future::Cancelled) -> TaskError {
+impl From<evloop_thread_pool::future::JobCancelled> for TaskError {
+    fn from(_: evloop_thread_pool::future::JobCancelled) -> TaskError {
         TaskError::Cancelled(Cancelled::new())
     }
 }
 
 /// A promise dropped without a result: the loop closed before the task finished (a closed loop
 /// drops its tasks), which cancels the work.
-impl From<Abandoned> for TaskError {
-    fn from(_: Abandoned) -> TaskError {
+impl From<JobAbandoned> for TaskError {
+    fn from(_: JobAbandoned) -> TaskError {
         TaskError::Cancelled(Cancelled::with_message(
             "the event loop closed before the task finished",
         ))

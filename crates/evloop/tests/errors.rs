@@ -25,8 +25,8 @@ fn every_public_error_type_is_send_sync_and_static() {
     is_thread_safe_error::<evloop::JobError>();
     is_thread_safe_error::<evloop::ProcessPoolError>();
     is_thread_safe_error::<evloop::thread_pool::BuildError>();
-    is_thread_safe_error::<evloop::thread_pool::future::Cancelled>();
-    is_thread_safe_error::<evloop::thread_pool::future::Timeout>();
+    is_thread_safe_error::<evloop::thread_pool::future::JobCancelled>();
+    is_thread_safe_error::<evloop::thread_pool::future::TimeoutError>();
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -126,14 +126,14 @@ pub enum ProcessPoolError {
     InitMissing,
 }
 
-impl From<evloop_thread_pool::future::Cancelled> for ProcessPoolError {
-    fn from(_: evloop_thread_pool::future::Cancelled) -> Self {
+impl From<evloop_thread_pool::future::JobCancelled> for ProcessPoolError {
+    fn from(_: evloop_thread_pool::future::JobCancelled) -> Self {
         ProcessPoolError::Cancelled
     }
 }
 
-impl From<evloop_thread_pool::future::Abandoned> for ProcessPoolError {
-    fn from(_: evloop_thread_pool::future::Abandoned) -> Self {
+impl From<evloop_thread_pool::future::JobAbandoned> for ProcessPoolError {
+    fn from(_: evloop_thread_pool::future::JobAbandoned) -> Self {
         ProcessPoolError::Abandoned
     }
 }

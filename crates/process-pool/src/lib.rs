@@ -69,7 +69,7 @@ mod wire;
 mod worker;
 
 pub use error::{Broken, POOL_NOT_USABLE, ProcessPoolError, TERMINATED_ABRUPTLY};
-pub use evloop_thread_pool::future::Timeout;
+pub use evloop_thread_pool::future::TimeoutError;
 pub use pool::{MapResults, ProcessFuture, ProcessPool, ProcessPoolBuilder};
 pub use stream::MapStream;
 

@@ -11,7 +11,7 @@ use std::panic::Location;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use evloop_callbacks::{Closed, RemoteQueue, SendCallback, Snapshot, TaskRef, Wake};
+use evloop_callbacks::{Closed, RemoteQueue, SendCallback, Snapshot, TaskRef, Wakeup};
 
 use crate::LoopError;
 
@@ -30,7 +30,7 @@ pub(crate) enum RemoteItem {
 }
 
 /// State shared between the loop and its remote handles.
-pub(crate) struct Shared {
+pub(crate) struct RemoteShared {
     pub(crate) queue: RemoteQueue<RemoteItem>,
     /// Dropped when the loop closes, so that a handle kept by a long-lived thread does not keep
     /// the loop's eventfd open.
@@ -40,9 +40,9 @@ pub(crate) struct Shared {
     pub(crate) loop_id: u64,
 }
 
-impl Shared {
-    pub(crate) fn new(waker: mio::Waker, loop_id: u64) -> Shared {
-        Shared {
+impl RemoteShared {
+    pub(crate) fn new(waker: mio::Waker, loop_id: u64) -> RemoteShared {
+        RemoteShared {
             queue: RemoteQueue::new(),
             waker: Mutex::new(Some(waker)),
             clock_holds: AtomicUsize::new(0),
@@ -52,8 +52,8 @@ impl Shared {
 
     pub(crate) fn send(&self, item: RemoteItem) -> Result<(), LoopError> {
         match self.queue.push(item) {
-            Ok(Wake::NotNeeded) => Ok(()),
-            Ok(Wake::Needed) => {
+            Ok(Wakeup::NotNeeded) => Ok(()),
+            Ok(Wakeup::Needed) => {
                 self.wake();
                 Ok(())
             }
@@ -98,7 +98,7 @@ impl Shared {
 /// ```
 #[derive(Clone)]
 pub struct RemoteHandle {
-    pub(crate) shared: Arc<Shared>,
+    pub(crate) shared: Arc<RemoteShared>,
 }
 
 impl RemoteHandle {
@@ -170,7 +170,7 @@ impl fmt::Debug for RemoteHandle {
 #[derive(Debug)]
 #[must_use = "the hold ends when the guard is dropped"]
 pub struct ClockHold {
-    shared: Arc<Shared>,
+    shared: Arc<RemoteShared>,
 }
 
 impl Drop for ClockHold {
@@ -181,9 +181,9 @@ impl Drop for ClockHold {
     }
 }
 
-impl fmt::Debug for Shared {
+impl fmt::Debug for RemoteShared {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Shared")
+        f.debug_struct("RemoteShared")
             .field("loop_id", &self.loop_id)
             .finish()
     }

@@ -249,6 +249,32 @@ fn connect_refused_is_an_error() {
     );
 }
 
+/// std's address rule for `bind`: each resolved address in turn until one works, the last
+/// failure if none does, and "could not resolve to any address" when there is none.
+#[test]
+fn bind_tries_each_address_until_one_works() {
+    let lp = EventLoop::new().unwrap();
+    // TEST-NET-1 is no local interface's address: binding to it fails with EADDRNOTAVAIL.
+    let foreign: std::net::SocketAddr = "192.0.2.1:0".parse().unwrap();
+    let local: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let listener = TcpListener::bind_on(&lp, &[foreign, local][..]).unwrap();
+    assert!(listener.local_addr().unwrap().ip().is_loopback());
+    let socket = UdpSocket::bind_on(&lp, &[foreign, local][..]).unwrap();
+    assert!(socket.local_addr().unwrap().ip().is_loopback());
+
+    let err = TcpListener::bind_on(&lp, &[foreign][..]).err().unwrap();
+    assert_eq!(err.kind(), ErrorKind::AddrNotAvailable);
+    let err = UdpSocket::bind_on(&lp, &[foreign][..]).err().unwrap();
+    assert_eq!(err.kind(), ErrorKind::AddrNotAvailable);
+
+    let none: &[std::net::SocketAddr] = &[];
+    let err = TcpListener::bind_on(&lp, none).err().unwrap();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert_eq!(err.to_string(), "could not resolve to any address");
+    let err = UdpSocket::bind_on(&lp, none).err().unwrap();
+    assert_eq!(err.to_string(), "could not resolve to any address");
+}
+
 #[test]
 fn udp_send_to_and_recv_from() {
     let lp = EventLoop::new().unwrap();
@@ -298,8 +324,14 @@ fn unix_listener_and_stream() {
 fn futures_io_traits_work() {
     use futures_io::{AsyncRead, AsyncWrite};
     use std::pin::Pin;
+    // Both directions take `&self`, so a shared reference is a stream too.
+    fn is_io<T: AsyncRead + AsyncWrite>() {}
+    is_io::<TcpStream>();
+    is_io::<&TcpStream>();
+    is_io::<UnixStream>();
+    is_io::<&UnixStream>();
     let lp = EventLoop::new().unwrap();
-    let (mut a, mut b) = UnixStream::pair_on(&lp).unwrap();
+    let (mut a, b) = UnixStream::pair_on(&lp).unwrap();
     let got = block_on(&lp, async move {
         let n = std::future::poll_fn(|cx| Pin::new(&mut a).poll_write(cx, b"trait"))
             .await
@@ -309,7 +341,8 @@ fn futures_io_traits_work() {
             .await
             .unwrap();
         let mut buf = [0u8; 8];
-        let n = std::future::poll_fn(|cx| Pin::new(&mut b).poll_read(cx, &mut buf))
+        let mut shared = &b;
+        let n = std::future::poll_fn(|cx| Pin::new(&mut shared).poll_read(cx, &mut buf))
             .await
             .unwrap();
         buf[..n].to_vec()

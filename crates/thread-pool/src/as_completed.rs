@@ -14,7 +14,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use crate::JobError;
-use crate::future::{JobErrorKind, JobFuture, Timeout};
+use crate::future::{JobErrorKind, JobFuture, TimeoutError};
 
 /// Indices of the futures that completed, in completion order.
 struct Completions {
@@ -100,7 +100,7 @@ pub struct AsCompleted<T, E: JobErrorKind = JobError> {
 }
 
 impl<T, E: JobErrorKind> AsCompleted<T, E> {
-    /// Like `next`, but waits at most `timeout`; `Err(Timeout)` if nothing completed in time
+    /// Like `next`, but waits at most `timeout`; `Err(TimeoutError)` if nothing completed in time
     /// (the iterator stays usable), `Ok(None)` when every future has been yielded.
     ///
     /// ```
@@ -115,7 +115,10 @@ impl<T, E: JobErrorKind> AsCompleted<T, E> {
     /// assert_eq!(done.wait(), Ok(1));
     /// assert!(it.next_timeout(Duration::from_secs(5)).unwrap().is_none());
     /// ```
-    pub fn next_timeout(&mut self, timeout: Duration) -> Result<Option<JobFuture<T, E>>, Timeout> {
+    pub fn next_timeout(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<Option<JobFuture<T, E>>, TimeoutError> {
         if self.remaining == 0 {
             return Ok(None);
         }
@@ -130,7 +133,7 @@ impl<T, E: JobErrorKind> AsCompleted<T, E> {
                 Some(deadline) => deadline
                     .checked_duration_since(Instant::now())
                     .filter(|left| !left.is_zero())
-                    .ok_or(Timeout)?,
+                    .ok_or(TimeoutError)?,
                 None => Duration::from_secs(u32::MAX.into()),
             };
             ready.blocked = true;

@@ -5,7 +5,7 @@
 //! cancelled, panicked, or was dropped by a broken pool). The `Display` texts are Python's
 //! `concurrent.futures` messages where Python has one.
 
-use crate::future::{Abandoned, Cancelled};
+use crate::future::{JobAbandoned, JobCancelled};
 
 /// Why a thread-pool job did not produce a value.
 ///
@@ -39,14 +39,14 @@ pub enum JobError {
     Abandoned,
 }
 
-impl From<Cancelled> for JobError {
-    fn from(_: Cancelled) -> Self {
+impl From<JobCancelled> for JobError {
+    fn from(_: JobCancelled) -> Self {
         JobError::Cancelled
     }
 }
 
-impl From<Abandoned> for JobError {
-    fn from(_: Abandoned) -> Self {
+impl From<JobAbandoned> for JobError {
+    fn from(_: JobAbandoned) -> Self {
         JobError::Abandoned
     }
 }

@@ -43,45 +43,45 @@ const WAIT_YIELD_ROUNDS: usize = 16;
 /// Marker converted into the error type when a future is cancelled.
 ///
 /// ```
-/// use evloop_thread_pool::{JobError, future::Cancelled};
+/// use evloop_thread_pool::{JobError, future::JobCancelled};
 ///
-/// assert_eq!(JobError::from(Cancelled), JobError::Cancelled);
+/// assert_eq!(JobError::from(JobCancelled), JobError::Cancelled);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("cancelled")]
-pub struct Cancelled;
+pub struct JobCancelled;
 
 /// Marker converted into the error type when a [`JobPromise`] is dropped without completing.
 ///
 /// ```
-/// use evloop_thread_pool::{JobError, future::Abandoned};
+/// use evloop_thread_pool::{JobError, future::JobAbandoned};
 ///
-/// assert_eq!(JobError::from(Abandoned), JobError::Abandoned);
+/// assert_eq!(JobError::from(JobAbandoned), JobError::Abandoned);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the job was dropped before it completed")]
-pub struct Abandoned;
+pub struct JobAbandoned;
 
 /// What the channel needs from an error type: a way to say "cancelled" and "abandoned".
 ///
-/// Implemented automatically for every type with `From<Cancelled> + From<Abandoned>`; a pool
+/// Implemented automatically for every type with `From<JobCancelled> + From<JobAbandoned>`; a pool
 /// implements those two conversions for its own error enum.
 ///
 /// ```
-/// use evloop_thread_pool::future::{Abandoned, Cancelled, job_channel};
+/// use evloop_thread_pool::future::{JobAbandoned, JobCancelled, job_channel};
 ///
 /// #[derive(Debug, PartialEq)]
 /// enum MyError { Cancelled, Lost }
-/// impl From<Cancelled> for MyError { fn from(_: Cancelled) -> Self { MyError::Cancelled } }
-/// impl From<Abandoned> for MyError { fn from(_: Abandoned) -> Self { MyError::Lost } }
+/// impl From<JobCancelled> for MyError { fn from(_: JobCancelled) -> Self { MyError::Cancelled } }
+/// impl From<JobAbandoned> for MyError { fn from(_: JobAbandoned) -> Self { MyError::Lost } }
 ///
 /// let (promise, future) = job_channel::<u8, MyError>();
 /// drop(promise);
 /// assert_eq!(future.wait(), Err(MyError::Lost));
 /// ```
-pub trait JobErrorKind: From<Cancelled> + From<Abandoned> {}
+pub trait JobErrorKind: From<JobCancelled> + From<JobAbandoned> {}
 
-impl<E: From<Cancelled> + From<Abandoned>> JobErrorKind for E {}
+impl<E: From<JobCancelled> + From<JobAbandoned>> JobErrorKind for E {}
 
 /// The observable state of a [`JobFuture`] (Python's `PENDING`, `RUNNING`, `FINISHED`,
 /// `CANCELLED`).
@@ -135,16 +135,16 @@ pub(crate) trait Payload: Send + Sync {}
 impl<P: Send + Sync> Payload for P {}
 
 /// The state shared by a promise (or a queued job) and its future.
-pub(crate) struct Shared<T, E, P: ?Sized = dyn Payload> {
+pub(crate) struct JobCell<T, E, P: ?Sized = dyn Payload> {
     state: AtomicU8,
     slot: Mutex<Slot<T, E>>,
     cond: Condvar,
     pub(crate) payload: P,
 }
 
-impl<T, E, P> Shared<T, E, P> {
+impl<T, E, P> JobCell<T, E, P> {
     pub(crate) fn new(payload: P) -> Self {
-        Shared {
+        JobCell {
             state: AtomicU8::new(PENDING),
             slot: Mutex::new(Slot {
                 output: None,
@@ -159,7 +159,7 @@ impl<T, E, P> Shared<T, E, P> {
     }
 }
 
-impl<T, E, P: ?Sized> Shared<T, E, P> {
+impl<T, E, P: ?Sized> JobCell<T, E, P> {
     /// Python's `set_running_or_notify_cancel`: true if the job may run (now running).
     pub(crate) fn set_running_or_notify_cancel(&self) -> bool {
         match self
@@ -259,7 +259,7 @@ impl<T, E, P: ?Sized> Shared<T, E, P> {
             RUNNING | FINISHED => return false,
             _ => {}
         }
-        self.settle(Err(E::from(Cancelled)), CANCELLED)
+        self.settle(Err(E::from(JobCancelled)), CANCELLED)
             || self.state.load(Ordering::Acquire) == CANCELLED
     }
 }
@@ -278,7 +278,7 @@ impl<T, E, P: ?Sized> Shared<T, E, P> {
 /// assert_eq!(future.wait(), Ok(42));
 /// ```
 pub fn job_channel<T, E: JobErrorKind>() -> (JobPromise<T, E>, JobFuture<T, E>) {
-    let shared: Arc<Shared<T, E>> = Arc::new(Shared::new(()));
+    let shared: Arc<JobCell<T, E>> = Arc::new(JobCell::new(()));
     (
         JobPromise {
             shared: Some(Arc::clone(&shared)),
@@ -290,7 +290,7 @@ pub fn job_channel<T, E: JobErrorKind>() -> (JobPromise<T, E>, JobFuture<T, E>) 
 /// The producer half: the worker that runs a job completes it through this.
 ///
 /// Dropping a promise without calling [`complete`](JobPromise::complete) completes the future
-/// with `E::from(Abandoned)`, so no waiter is ever left hanging.
+/// with `E::from(JobAbandoned)`, so no waiter is ever left hanging.
 ///
 /// ```
 /// use evloop_thread_pool::{JobError, future::job_channel};
@@ -301,11 +301,11 @@ pub fn job_channel<T, E: JobErrorKind>() -> (JobPromise<T, E>, JobFuture<T, E>) 
 /// ```
 pub struct JobPromise<T, E: JobErrorKind = JobError> {
     // None once completed, so that Drop knows there is nothing left to do.
-    shared: Option<Arc<Shared<T, E>>>,
+    shared: Option<Arc<JobCell<T, E>>>,
 }
 
 impl<T, E: JobErrorKind> JobPromise<T, E> {
-    fn shared(&self) -> &Shared<T, E> {
+    fn shared(&self) -> &JobCell<T, E> {
         self.shared.as_ref().expect("promise used after completion")
     }
 
@@ -377,7 +377,7 @@ impl<T, E: JobErrorKind> Drop for JobPromise<T, E> {
     fn drop(&mut self) {
         if let Some(shared) = self.shared.take() {
             // Nothing is lost: a job that never completed still completes its future.
-            shared.settle(Err(E::from(Abandoned)), FINISHED);
+            shared.settle(Err(E::from(JobAbandoned)), FINISHED);
         }
     }
 }
@@ -404,12 +404,12 @@ impl<T, E: JobErrorKind> fmt::Debug for JobPromise<T, E> {
 /// ```
 #[must_use = "a JobFuture does nothing unless waited on or awaited"]
 pub struct JobFuture<T, E: JobErrorKind = JobError> {
-    shared: Arc<Shared<T, E>>,
+    shared: Arc<JobCell<T, E>>,
 }
 
 impl<T, E: JobErrorKind> JobFuture<T, E> {
     /// The consumer half of state created by a pool.
-    pub(crate) fn from_shared(shared: Arc<Shared<T, E>>) -> Self {
+    pub(crate) fn from_shared(shared: Arc<JobCell<T, E>>) -> Self {
         JobFuture { shared }
     }
 
@@ -656,10 +656,10 @@ impl<T, E: JobErrorKind> fmt::Debug for JobFuture<T, E> {
 /// A wait ran out of time (Python's `TimeoutError`).
 ///
 /// ```
-/// use evloop_thread_pool::future::Timeout;
+/// use evloop_thread_pool::future::TimeoutError;
 ///
-/// assert_eq!(Timeout.to_string(), "timed out");
+/// assert_eq!(TimeoutError.to_string(), "timed out");
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("timed out")]
-pub struct Timeout;
+pub struct TimeoutError;

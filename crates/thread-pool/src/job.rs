@@ -14,7 +14,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex};
 
 use crate::JobError;
-use crate::future::Shared;
+use crate::future::JobCell;
 
 /// What a worker can do with a queued job.
 pub(crate) trait Job: Send + Sync {
@@ -37,7 +37,7 @@ fn take<F>(closure: &Closure<F>) -> Option<F> {
     closure.lock().unwrap_or_else(|e| e.into_inner()).take()
 }
 
-impl<F, R> Job for Shared<R, JobError, Closure<F>>
+impl<F, R> Job for JobCell<R, JobError, Closure<F>>
 where
     F: FnOnce() -> R + Send,
     R: Send,
@@ -56,7 +56,7 @@ where
     }
 
     fn cancel(&self) {
-        Shared::cancel(self);
+        JobCell::cancel(self);
         drop(take(&self.payload));
     }
 

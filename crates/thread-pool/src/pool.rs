@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use crossbeam_deque::{Injector, Steal, Stealer, Worker};
 
 use crate::builder::{Initializer, ThreadPoolBuilder};
-use crate::future::{JobFuture, Shared as FutureState, Timeout};
+use crate::future::{JobCell, JobFuture, TimeoutError};
 use crate::job::{Closure, QueuedJob};
 use crate::map::Map;
 use crate::sleep::Sleep;
@@ -48,11 +48,11 @@ use crate::{BuildError, JobError};
 /// assert_eq!(squares, [1, 4, 9, 16]);
 /// ```
 pub struct ThreadPoolExecutor {
-    shared: Arc<Shared>,
+    shared: Arc<PoolShared>,
 }
 
 /// State shared by the executor handle and its workers.
-pub(crate) struct Shared {
+pub(crate) struct PoolShared {
     pub(crate) injector: Injector<QueuedJob>,
     pub(crate) slots: Box<[Slot]>,
     pub(crate) sleep: Sleep,
@@ -86,7 +86,7 @@ pub(crate) struct Lifecycle {
     handles: Vec<Option<JoinHandle<()>>>,
 }
 
-impl Shared {
+impl PoolShared {
     pub(crate) fn lock(&self) -> MutexGuard<'_, Lifecycle> {
         self.lifecycle.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -184,7 +184,7 @@ impl Shared {
     }
 
     /// Waits until every worker has exited (or `deadline` passes), then joins the threads.
-    fn join(&self, deadline: Option<Instant>) -> Result<(), Timeout> {
+    fn join(&self, deadline: Option<Instant>) -> Result<(), TimeoutError> {
         let me = worker::current_slot(self);
         // A job that shuts its own pool down cannot wait for its own thread.
         let allowed = usize::from(me.is_some());
@@ -199,7 +199,7 @@ impl Shared {
                     let left = deadline
                         .checked_duration_since(Instant::now())
                         .filter(|left| !left.is_zero())
-                        .ok_or(Timeout)?;
+                        .ok_or(TimeoutError)?;
                     self.all_exited
                         .wait_timeout(lifecycle, left)
                         .unwrap_or_else(|e| e.into_inner())
@@ -279,7 +279,7 @@ impl ThreadPoolExecutor {
             })
             .collect();
         ThreadPoolExecutor {
-            shared: Arc::new(Shared {
+            shared: Arc::new(PoolShared {
                 injector: Injector::new(),
                 slots,
                 sleep: Sleep::new(),
@@ -347,8 +347,8 @@ impl ThreadPoolExecutor {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        let state: Arc<FutureState<R, JobError, Closure<F>>> =
-            Arc::new(FutureState::new(Closure::new(Some(f))));
+        let state: Arc<JobCell<R, JobError, Closure<F>>> =
+            Arc::new(JobCell::new(Closure::new(Some(f))));
         let future = JobFuture::from_shared(state.clone());
         self.push(QueuedJob::new(state))?;
         Ok(future)
@@ -450,7 +450,7 @@ impl ThreadPoolExecutor {
     }
 
     /// Shuts down like `shutdown(wait = false, cancel_futures = false)`, then waits at most
-    /// `timeout` for the threads to finish. `Ok(())` if every thread was joined, `Err(Timeout)`
+    /// `timeout` for the threads to finish. `Ok(())` if every thread was joined, `Err(TimeoutError)`
     /// if time ran out; the remaining jobs keep running and dropping the executor waits for them.
     ///
     /// ```
@@ -462,7 +462,7 @@ impl ThreadPoolExecutor {
     /// assert!(pool.shutdown_timeout(Duration::from_secs(30)).is_ok());
     /// assert!(job.done());
     /// ```
-    pub fn shutdown_timeout(&self, timeout: Duration) -> Result<(), Timeout> {
+    pub fn shutdown_timeout(&self, timeout: Duration) -> Result<(), TimeoutError> {
         self.begin_shutdown(false);
         // An unrepresentable deadline means no deadline.
         self.shared.join(Instant::now().checked_add(timeout))

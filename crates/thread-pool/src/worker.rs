@@ -15,7 +15,7 @@ use std::thread;
 use crossbeam_deque::{Steal, Worker};
 
 use crate::job::{QueuedJob, panic_message};
-use crate::pool::{Lifecycle, Shared};
+use crate::pool::{Lifecycle, PoolShared};
 use crate::sleep::Woken;
 
 /// How many jobs a worker moves from the injector to its own deque at once.
@@ -33,13 +33,13 @@ thread_local! {
 }
 
 /// The slot of the current thread if it is a worker of `shared`.
-pub(crate) fn current_slot(shared: &Shared) -> Option<usize> {
+pub(crate) fn current_slot(shared: &PoolShared) -> Option<usize> {
     let (pool, slot) = CURRENT.with(Cell::get);
-    (pool == shared as *const Shared as usize).then_some(slot)
+    (pool == shared as *const PoolShared as usize).then_some(slot)
 }
 
 /// The body of a worker thread living in `slot`; `first` is the job its submit handed it.
-pub(crate) fn run(shared: Arc<Shared>, slot: usize, first: Option<QueuedJob>) {
+pub(crate) fn run(shared: Arc<PoolShared>, slot: usize, first: Option<QueuedJob>) {
     CURRENT.with(|current| current.set((Arc::as_ptr(&shared) as usize, slot)));
     let deque = shared.slots[slot]
         .deque
@@ -69,7 +69,7 @@ pub(crate) fn run(shared: Arc<Shared>, slot: usize, first: Option<QueuedJob>) {
 /// Gives the slot back. The caller holds the lifecycle lock, so no submit can decide on the
 /// thread count between our last look at the queues and the moment we stop counting.
 fn exit(
-    shared: &Shared,
+    shared: &PoolShared,
     deque: Worker<QueuedJob>,
     slot: usize,
     mut lifecycle: MutexGuard<'_, Lifecycle>,
@@ -84,7 +84,7 @@ fn exit(
 /// Runs jobs until the pool terminates (and the queues are empty) or keep-alive retires us;
 /// returns holding the lifecycle lock.
 fn work<'a>(
-    shared: &'a Shared,
+    shared: &'a PoolShared,
     deque: &Worker<QueuedJob>,
     slot: usize,
     mut first: Option<QueuedJob>,
@@ -152,7 +152,7 @@ fn work<'a>(
 }
 
 /// The next job for this worker, if any queue has one.
-fn find_job(shared: &Shared, deque: &Worker<QueuedJob>, slot: usize) -> Option<QueuedJob> {
+fn find_job(shared: &PoolShared, deque: &Worker<QueuedJob>, slot: usize) -> Option<QueuedJob> {
     if let Some(job) = deque.pop() {
         return Some(job);
     }

@@ -160,7 +160,7 @@ where
     /// Outside a running loop, or on a loop other than the one the queue is bound to.
     #[track_caller]
     pub fn remote(&self) -> RemoteQueue<S::Item> {
-        let lp = EventLoop::running().unwrap_or_else(|| {
+        let lp = evloop_reactor::get_running_loop().ok().unwrap_or_else(|| {
             panic!("remote() called outside a running event loop: call it inside evloop::run")
         });
         self.inner.binding.check("Queue");

@@ -189,7 +189,7 @@ where
 ///     Err(TaskError::Cancelled(Cancelled::with_message("enough")))
 /// );
 /// ```
-#[must_use = "dropping a Task detaches it: it runs on, and its result and panic go unobserved (use detach() to say so, abort() to cancel)"]
+#[must_use = "dropping a Task detaches it: it runs on, its result is lost and a panic is reported as \"Task exception was never retrieved\" (call detach() to say so, abort() to cancel)"]
 pub struct Task<T> {
     cell: Arc<dyn JoinTarget<T>>,
     _not_send: PhantomData<*const ()>,
@@ -514,7 +514,7 @@ pub fn current_task() -> Option<AnyTask> {
 
 /// The running loop's tasks that are not done (asyncio's `all_tasks()`); empty outside a loop.
 pub fn all_tasks() -> Vec<AnyTask> {
-    match EventLoop::running() {
+    match evloop_reactor::get_running_loop().ok() {
         Some(lp) => tasks_of(&lp),
         None => Vec::new(),
     }

@@ -14,7 +14,7 @@ use mio::{Events, Poll};
 use super::{EventLoop, Extensions, Inner, WAKER_TOKEN};
 use crate::clock::Clock;
 use crate::io::IoState;
-use crate::remote::Shared;
+use crate::remote::RemoteShared;
 
 /// asyncio's default `slow_callback_duration`.
 const DEFAULT_SLOW_CALLBACK: Duration = Duration::from_millis(100);
@@ -74,7 +74,7 @@ impl Builder {
                 id,
                 ready: RefCell::new(ReadyQueue::new()),
                 timers: RefCell::new(TimerHeap::new()),
-                shared: Arc::new(Shared::new(waker, id)),
+                shared: Arc::new(RemoteShared::new(waker, id)),
                 poll: RefCell::new(poll),
                 events: RefCell::new(Events::with_capacity(256)),
                 remote_batch: RefCell::new(Vec::new()),

@@ -28,7 +28,7 @@ use mio::{Events, Poll, Token};
 use crate::clock::Clock;
 use crate::exception::{ExceptionContext, ExceptionHandler};
 use crate::io::IoState;
-use crate::remote::{RemoteHandle, RemoteItem, Shared};
+use crate::remote::{RemoteHandle, RemoteItem, RemoteShared};
 use crate::{LoopError, Panic};
 
 pub use builder::{Builder, debug_from_env};
@@ -42,7 +42,7 @@ struct Inner {
     id: u64,
     ready: RefCell<ReadyQueue>,
     timers: RefCell<TimerHeap>,
-    shared: Arc<Shared>,
+    shared: Arc<RemoteShared>,
     poll: RefCell<Poll>,
     events: RefCell<Events>,
     /// Reused buffer for draining the remote queue, so a steady stream of batches allocates once.

@@ -25,22 +25,18 @@ thread_local! {
 }
 
 impl EventLoop {
-    /// The loop running on this thread, if any.
-    ///
-    /// ```
-    /// use evloop_reactor::EventLoop;
-    /// assert!(EventLoop::running().is_none());
-    /// ```
-    pub fn running() -> Option<EventLoop> {
-        RUNNING.with(|running| running.borrow().clone())
-    }
-
-    /// Calls `f` with the loop running on this thread, without cloning it.
+    /// Calls `f` with the loop running on this thread, without cloning it: the allocation-free
+    /// form of [`get_running_loop`] for the layers above (a semaphore's or a timer's waker).
+    /// Not API: code outside evloop uses [`get_running_loop`].
+    #[doc(hidden)]
     pub fn with_running<R>(f: impl FnOnce(Option<&EventLoop>) -> R) -> R {
         RUNNING.with(|running| f(running.borrow().as_ref()))
     }
 
-    /// The id of the loop running on this thread (0 when none): one thread-local read.
+    /// The id of the loop running on this thread (0 when none): one thread-local read, for the
+    /// layers above to tell "on my loop's thread" from "elsewhere" on a waker's path. Not API:
+    /// code outside evloop uses [`get_running_loop`].
+    #[doc(hidden)]
     pub fn running_id() -> u64 {
         RUNNING_ID.with(Cell::get)
     }
@@ -65,6 +61,10 @@ impl EventLoop {
     /// // Not running: the task comes back, for the caller to send through `remote()`.
     /// assert!(EventLoop::schedule_task_if_running(lp.id(), task).is_err());
     /// ```
+    ///
+    /// Not API: the facade's task waker is its only caller (a custom [`TaskRef`] is queued with
+    /// [`schedule_task`](EventLoop::schedule_task) or through [`remote`](EventLoop::remote)).
+    #[doc(hidden)]
     pub fn schedule_task_if_running(loop_id: u64, task: TaskRef) -> Result<(), TaskRef> {
         let inner = RUNNING_INNER.with(Cell::get);
         if inner.is_null() {
@@ -125,6 +125,9 @@ impl Drop for RunningGuard {
 
 /// The loop running on this thread, or "no running event loop" (asyncio's `get_running_loop`).
 ///
+/// This is the one way to reach the running loop; asyncio's private `_get_running_loop`, which
+/// answers `None` instead of raising, is `get_running_loop().ok()`.
+///
 /// ```
 /// use evloop_reactor::{EventLoop, LoopError, get_running_loop};
 ///
@@ -134,5 +137,7 @@ impl Drop for RunningGuard {
 /// lp.run_once().unwrap();
 /// ```
 pub fn get_running_loop() -> Result<EventLoop, LoopError> {
-    EventLoop::running().ok_or(LoopError::NoRunningLoop)
+    RUNNING
+        .with(|running| running.borrow().clone())
+        .ok_or(LoopError::NoRunningLoop)
 }

@@ -103,7 +103,13 @@ macro_rules! stream_io {
             }
         }
 
-        impl futures_io::AsyncRead for $ty {
+        // The traits for the stream and for a shared reference to it (reads and writes take
+        // `&self`, so both directions can be driven from one value).
+        $crate::net::stream_io!(@futures_io $ty);
+        $crate::net::stream_io!(@futures_io &$ty);
+    };
+    (@futures_io $self_ty:ty) => {
+        impl futures_io::AsyncRead for $self_ty {
             fn poll_read(
                 self: std::pin::Pin<&mut Self>,
                 cx: &mut std::task::Context<'_>,
@@ -113,17 +119,7 @@ macro_rules! stream_io {
             }
         }
 
-        impl futures_io::AsyncRead for &$ty {
-            fn poll_read(
-                self: std::pin::Pin<&mut Self>,
-                cx: &mut std::task::Context<'_>,
-                buf: &mut [u8],
-            ) -> std::task::Poll<std::io::Result<usize>> {
-                self.poll_read_priv(cx, buf)
-            }
-        }
-
-        impl futures_io::AsyncWrite for $ty {
+        impl futures_io::AsyncWrite for $self_ty {
             fn poll_write(
                 self: std::pin::Pin<&mut Self>,
                 cx: &mut std::task::Context<'_>,
@@ -147,33 +143,33 @@ macro_rules! stream_io {
                 std::task::Poll::Ready(self.shutdown(std::net::Shutdown::Write))
             }
         }
-
-        impl futures_io::AsyncWrite for &$ty {
-            fn poll_write(
-                self: std::pin::Pin<&mut Self>,
-                cx: &mut std::task::Context<'_>,
-                buf: &[u8],
-            ) -> std::task::Poll<std::io::Result<usize>> {
-                self.poll_write_priv(cx, buf)
-            }
-
-            fn poll_flush(
-                self: std::pin::Pin<&mut Self>,
-                _cx: &mut std::task::Context<'_>,
-            ) -> std::task::Poll<std::io::Result<()>> {
-                std::task::Poll::Ready(Ok(()))
-            }
-
-            fn poll_close(
-                self: std::pin::Pin<&mut Self>,
-                _cx: &mut std::task::Context<'_>,
-            ) -> std::task::Poll<std::io::Result<()>> {
-                std::task::Poll::Ready(self.shutdown(std::net::Shutdown::Write))
-            }
-        }
     };
 }
 pub(crate) use stream_io;
+
+/// std's address rule for `bind` and `connect`: try each address `addr` resolves to, in order,
+/// until one works; the last failure if none does.
+pub(crate) fn first_address<T>(
+    addr: impl std::net::ToSocketAddrs,
+    mut attempt: impl FnMut(std::net::SocketAddr) -> std::io::Result<T>,
+) -> std::io::Result<T> {
+    let mut last = None;
+    for addr in addr.to_socket_addrs()? {
+        match attempt(addr) {
+            Ok(done) => return Ok(done),
+            Err(error) => last = Some(error),
+        }
+    }
+    Err(last.unwrap_or_else(unresolved))
+}
+
+/// The error of an address that resolved to nothing.
+pub(crate) fn unresolved() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidInput,
+        "could not resolve to any address",
+    )
+}
 
 /// The result of a `shutdown(2)`, with ENOTCONN counted as done: the peer has already gone away
 /// (it reset the connection, or closed it before we half-closed), so there is nothing left to

@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 
 use mio::Interest;
 
-use super::{accept_connection, stream_io};
+use super::{accept_connection, first_address, stream_io, unresolved};
 use crate::EventLoop;
 use crate::io::evented::PollEvented;
 use crate::io::registry::Direction;
@@ -35,23 +35,10 @@ impl TcpListener {
 
     /// Binds to `addr` and listens, registered with `lp`.
     pub fn bind_on(lp: &EventLoop, addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
-        let mut last = None;
-        for addr in addr.to_socket_addrs()? {
-            match mio::net::TcpListener::bind(addr) {
-                Ok(listener) => {
-                    return Ok(TcpListener {
-                        io: PollEvented::new_on(lp, listener, Interest::READABLE)?,
-                    });
-                }
-                Err(error) => last = Some(error),
-            }
-        }
-        Err(last.unwrap_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "could not resolve to any address",
-            )
-        }))
+        let listener = first_address(addr, mio::net::TcpListener::bind)?;
+        Ok(TcpListener {
+            io: PollEvented::new_on(lp, listener, Interest::READABLE)?,
+        })
     }
 
     /// Wraps a bound, listening std socket (made non-blocking here), on the running loop.
@@ -150,12 +137,7 @@ impl TcpStream {
                 Err(error) => last = Some(error),
             }
         }
-        Err(last.unwrap_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "could not resolve to any address",
-            )
-        }))
+        Err(last.unwrap_or_else(unresolved))
     }
 
     /// The mio stream, deregistered from the loop (for a transport to take over).

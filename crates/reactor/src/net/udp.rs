@@ -6,6 +6,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 
 use mio::Interest;
 
+use super::first_address;
 use crate::EventLoop;
 use crate::io::evented::PollEvented;
 use crate::io::registry::Direction;
@@ -33,27 +34,10 @@ impl UdpSocket {
 
     /// Binds to `addr` (the first address that works), registered with `lp`.
     pub fn bind_on(lp: &EventLoop, addr: impl ToSocketAddrs) -> io::Result<UdpSocket> {
-        let mut last = None;
-        for addr in addr.to_socket_addrs()? {
-            match mio::net::UdpSocket::bind(addr) {
-                Ok(socket) => {
-                    return Ok(UdpSocket {
-                        io: PollEvented::new_on(
-                            lp,
-                            socket,
-                            Interest::READABLE | Interest::WRITABLE,
-                        )?,
-                    });
-                }
-                Err(error) => last = Some(error),
-            }
-        }
-        Err(last.unwrap_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "could not resolve to any address",
-            )
-        }))
+        let socket = first_address(addr, mio::net::UdpSocket::bind)?;
+        Ok(UdpSocket {
+            io: PollEvented::new_on(lp, socket, Interest::READABLE | Interest::WRITABLE)?,
+        })
     }
 
     /// Sets the default peer for [`send`](UdpSocket::send) / [`recv`](UdpSocket::recv).

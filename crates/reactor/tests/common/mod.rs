@@ -110,7 +110,7 @@ pub fn block_on<T: 'static>(lp: &EventLoop, fut: impl Future<Output = T> + 'stat
 
 /// Waits `delay` on the loop's clock.
 pub async fn sleep(delay: Duration) {
-    let lp = EventLoop::running().expect("inside the loop");
+    let lp = evloop_reactor::get_running_loop().expect("inside the loop");
     let fired = Rc::new(Cell::new(false));
     let waker: Rc<RefCell<Option<Waker>>> = Rc::default();
     let (f, w) = (fired.clone(), waker.clone());

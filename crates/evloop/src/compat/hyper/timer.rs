@@ -67,12 +67,12 @@ impl hyper::rt::Timer for LoopTimer {
 /// to wait on, and a sleep that never ended would hang whoever awaits it (on another thread).
 #[derive(Debug)]
 pub struct LoopSleep {
-    shared: Arc<Shared>,
+    shared: Arc<SleepCell>,
     remote: RemoteHandle,
 }
 
 #[derive(Debug)]
-struct Shared {
+struct SleepCell {
     id: u64,
     state: Mutex<State>,
 }
@@ -84,7 +84,7 @@ struct State {
     waker: Option<Waker>,
 }
 
-impl Shared {
+impl SleepCell {
     fn state(&self) -> MutexGuard<'_, State> {
         // The state is plain flags: a panic elsewhere while it was held leaves it consistent.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
@@ -106,7 +106,7 @@ impl Shared {
 /// that closing the loop completes them.
 #[derive(Default)]
 struct PendingSleeps {
-    timers: RefCell<HashMap<u64, (TimerHandle, Arc<Shared>)>>,
+    timers: RefCell<HashMap<u64, (TimerHandle, Arc<SleepCell>)>>,
     hooked: Cell<bool>,
 }
 
@@ -133,7 +133,7 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 impl LoopSleep {
     fn new(remote: &RemoteHandle, duration: Duration) -> LoopSleep {
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(SleepCell {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             state: Mutex::new(State::default()),
         });
@@ -165,7 +165,7 @@ fn on_loop_thread<R>(remote: &RemoteHandle, f: impl FnOnce(&EventLoop) -> R) -> 
     EventLoop::with_running(|lp| lp.map(f))
 }
 
-fn schedule(lp: &EventLoop, shared: &Arc<Shared>, duration: Duration) {
+fn schedule(lp: &EventLoop, shared: &Arc<SleepCell>, duration: Duration) {
     if shared.state().dropped {
         return;
     }
