@@ -156,9 +156,9 @@ impl Sleep {
 
 /// The running loop, or a panic that names the line that created the sleep.
 fn loop_for(called_at: &'static Location<'static>) -> EventLoop {
-    match EventLoop::running() {
-        Some(lp) => lp,
-        None => no_running_loop(called_at),
+    match evloop_reactor::get_running_loop() {
+        Ok(lp) => lp,
+        Err(_) => no_running_loop(called_at),
     }
 }
 
