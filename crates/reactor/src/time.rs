@@ -130,18 +130,10 @@ impl fmt::Debug for Timer {
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::task::Wake;
     use std::time::Duration;
 
     use super::*;
-
-    struct Count(AtomicUsize);
-    impl Wake for Count {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
+    use evloop_test_support::counting_waker;
 
     /// One iteration that does not park (a parked virtual clock would jump to the timer).
     fn iterate(lp: &EventLoop) {
@@ -149,17 +141,12 @@ mod tests {
         lp.run_once().unwrap();
     }
 
-    fn counting() -> (Arc<Count>, Waker) {
-        let count = Arc::new(Count(AtomicUsize::new(0)));
-        (count.clone(), Waker::from(count))
-    }
-
     #[test]
     fn the_timer_wakes_the_waker_of_the_last_poll_and_only_when_due() {
         let lp = EventLoop::builder().virtual_clock(true).build().unwrap();
         let mut timer = std::pin::pin!(Timer::at(&lp, lp.time() + Duration::from_secs(5)).unwrap());
-        let (first, first_waker) = counting();
-        let (second, second_waker) = counting();
+        let (first, first_waker) = counting_waker();
+        let (second, second_waker) = counting_waker();
         assert!(
             timer
                 .as_mut()
@@ -174,11 +161,11 @@ mod tests {
         );
         lp.advance_clock(Duration::from_millis(4_999));
         iterate(&lp);
-        assert_eq!(second.0.load(Ordering::SeqCst), 0, "never early");
+        assert_eq!(second.get(), 0, "never early");
         lp.advance_clock(Duration::from_millis(1));
         iterate(&lp);
-        assert_eq!(first.0.load(Ordering::SeqCst), 0);
-        assert_eq!(second.0.load(Ordering::SeqCst), 1);
+        assert_eq!(first.get(), 0);
+        assert_eq!(second.get(), 1);
         assert!(
             timer
                 .as_mut()
@@ -191,7 +178,7 @@ mod tests {
     fn dropping_a_timer_cancels_it_and_releases_the_waker_at_once() {
         let lp = EventLoop::builder().virtual_clock(true).build().unwrap();
         let mut timer = Box::pin(Timer::at(&lp, lp.time() + Duration::from_secs(5)).unwrap());
-        let (count, waker) = counting();
+        let (count, waker) = counting_waker();
         assert!(
             timer
                 .as_mut()
@@ -204,10 +191,6 @@ mod tests {
         assert_eq!(Arc::strong_count(&count), 1, "dropped with the timer");
         lp.advance_clock(Duration::from_secs(5));
         iterate(&lp);
-        assert_eq!(
-            count.0.load(Ordering::SeqCst),
-            0,
-            "a cancelled timer never fires"
-        );
+        assert_eq!(count.get(), 0, "a cancelled timer never fires");
     }
 }

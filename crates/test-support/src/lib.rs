@@ -39,7 +39,7 @@ pub use net::reset_on_close;
 pub use procfs::{open_fds, threads_named};
 pub use reports::{Report, Reports};
 pub use rng::Rng;
-pub use wait::{block_on, eventually};
+pub use wait::{WakeCount, block_on, counting_waker, eventually};
 
 /// `n` milliseconds: the unit most timings in the tests (and CPython's) are written in.
 ///

@@ -55,3 +55,37 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
         thread::park();
     }
 }
+
+/// How many times a [`counting_waker`]'s waker was woken.
+#[derive(Debug, Default)]
+pub struct WakeCount(std::sync::atomic::AtomicUsize);
+
+impl WakeCount {
+    /// The wake-ups so far (`wake` and `wake_by_ref` alike).
+    pub fn get(&self) -> usize {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Wake for WakeCount {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// A waker that only counts its wake-ups, and the count to read them from: what a unit test of
+/// a future or a waiter list needs to check who was woken, and how often.
+///
+/// ```
+/// let (count, waker) = evloop_test_support::counting_waker();
+/// waker.wake_by_ref();
+/// waker.wake();
+/// assert_eq!(count.get(), 2);
+/// ```
+pub fn counting_waker() -> (Arc<WakeCount>, Waker) {
+    let count = Arc::new(WakeCount::default());
+    (count.clone(), Waker::from(count))
+}

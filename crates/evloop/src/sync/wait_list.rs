@@ -230,33 +230,18 @@ impl LoopBinding {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::task::Wake;
-
-    struct Count(AtomicUsize);
-
-    impl Wake for Count {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    fn waker() -> (Arc<Count>, Waker) {
-        let count = Arc::new(Count(AtomicUsize::new(0)));
-        (count.clone(), Waker::from(count))
-    }
+    use evloop_test_support::counting_waker;
 
     #[test]
     fn wakes_in_arrival_order_and_skips_removed_waiters() {
         let mut list = WaitList::new();
-        let wakers: Vec<_> = (0..4).map(|_| waker()).collect();
+        let wakers: Vec<_> = (0..4).map(|_| counting_waker()).collect();
         let keys: Vec<_> = wakers.iter().map(|(_, w)| list.push(w)).collect();
         assert!(!list.remove(keys[1]));
         assert_eq!(list.len(), 3);
         for expected in [0, 2, 3] {
             list.notify_first().unwrap().wake();
-            assert_eq!(wakers[expected].0.0.load(Ordering::Relaxed), 1);
+            assert_eq!(wakers[expected].0.get(), 1);
         }
         assert!(list.notify_first().is_none());
         assert!(list.is_empty());
@@ -269,7 +254,7 @@ mod tests {
     #[test]
     fn slots_are_reused_and_order_survives_reuse() {
         let mut list = WaitList::new();
-        let (_, w) = waker();
+        let (_, w) = counting_waker();
         let a = list.push(&w);
         let b = list.push(&w);
         assert!(!list.remove(a));
@@ -285,13 +270,13 @@ mod tests {
     #[test]
     fn a_waiting_poll_refreshes_a_changed_waker() {
         let mut list = WaitList::new();
-        let (old_count, old) = waker();
-        let (new_count, new) = waker();
+        let (old_count, old) = counting_waker();
+        let (new_count, new) = counting_waker();
         let key = list.push(&old);
         assert!(!list.take_notified(key, &new));
         list.notify_first().unwrap().wake();
-        assert_eq!(old_count.0.load(Ordering::Relaxed), 0);
-        assert_eq!(new_count.0.load(Ordering::Relaxed), 1);
+        assert_eq!(old_count.get(), 0);
+        assert_eq!(new_count.get(), 1);
         assert!(list.take_notified(key, &new));
     }
 }

@@ -281,27 +281,13 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::task::Wake;
-
-    struct Count(AtomicUsize);
-    impl Wake for Count {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-
-    fn counter() -> (Arc<Count>, Waker) {
-        let count = Arc::new(Count(AtomicUsize::new(0)));
-        (count.clone(), Waker::from(count))
-    }
+    use evloop_test_support::counting_waker;
 
     #[test]
     fn readiness_wakes_only_the_waiter_of_that_direction() {
         let io = ScheduledIo::default();
-        let (reads, read_waker) = counter();
-        let (writes, write_waker) = counter();
+        let (reads, read_waker) = counting_waker();
+        let (writes, write_waker) = counting_waker();
         assert!(
             io.poll_ready(&mut Context::from_waker(&read_waker), Direction::Read)
                 .is_pending()
@@ -311,21 +297,17 @@ mod tests {
                 .is_pending()
         );
         io.dispatch(READABLE);
-        assert_eq!(reads.0.load(Ordering::SeqCst), 1);
-        assert_eq!(writes.0.load(Ordering::SeqCst), 0);
+        assert_eq!(reads.get(), 1);
+        assert_eq!(writes.get(), 0);
         io.dispatch(WRITABLE);
-        assert_eq!(writes.0.load(Ordering::SeqCst), 1);
-        assert_eq!(
-            reads.0.load(Ordering::SeqCst),
-            1,
-            "the reader was not woken twice"
-        );
+        assert_eq!(writes.get(), 1);
+        assert_eq!(reads.get(), 1, "the reader was not woken twice");
     }
 
     #[test]
     fn stale_tick_does_not_clear_newer_readiness() {
         let io = ScheduledIo::default();
-        let (_count, waker) = counter();
+        let (_count, waker) = counting_waker();
         let mut cx = Context::from_waker(&waker);
         io.dispatch(READABLE);
         let Poll::Ready(seen) = io.poll_ready(&mut cx, Direction::Read) else {
@@ -352,7 +334,7 @@ mod tests {
         io.dispatch(READ_CLOSED | READABLE);
         io.dispatch(READ_CLOSED);
         assert_eq!(hits.get(), 1);
-        let (_count, waker) = counter();
+        let (_count, waker) = counting_waker();
         let mut cx = Context::from_waker(&waker);
         let Poll::Ready(seen) = io.poll_ready(&mut cx, Direction::Read) else {
             panic!("ready")
