@@ -325,18 +325,29 @@ impl EventLoop {
             if let Err(payload) = catch_unwind(AssertUnwindSafe(|| handle.run())) {
                 self.report_callback_panic(&handle, payload);
             }
-            let took = started.elapsed();
-            if took >= self.inner.slow_callback.get() {
-                self.call_exception_handler(
-                    ExceptionContext::new(format!(
-                        "Executing {handle:?} took {:.3} seconds",
-                        took.as_secs_f64()
-                    ))
-                    .with_severity(Severity::Warning)
-                    .with_handle(handle.clone()),
-                );
-            }
+            self.report_if_slow(started, &format_args!("{handle:?}"), |report| {
+                report.with_handle(handle.clone())
+            });
         });
+    }
+
+    /// Debug mode's slow-callback report (asyncio's "Executing <Handle ...> took 0.150
+    /// seconds"), for a handle and a task step alike; `attach` adds what ran to the context.
+    fn report_if_slow(
+        &self,
+        started: Instant,
+        what: &dyn std::fmt::Display,
+        attach: impl FnOnce(ExceptionContext) -> ExceptionContext,
+    ) {
+        let took = started.elapsed();
+        if took >= self.inner.slow_callback.get() {
+            let report = ExceptionContext::new(format!(
+                "Executing {what} took {:.3} seconds",
+                took.as_secs_f64()
+            ))
+            .with_severity(Severity::Warning);
+            self.call_exception_handler(attach(report));
+        }
     }
 
     #[cold]
@@ -371,17 +382,9 @@ impl EventLoop {
             );
         }
         if let Some((started, described)) = debug {
-            let took = started.elapsed();
-            if took >= self.inner.slow_callback.get() {
-                self.call_exception_handler(
-                    ExceptionContext::new(format!(
-                        "Executing {described} took {:.3} seconds",
-                        took.as_secs_f64()
-                    ))
-                    .with_severity(Severity::Warning)
-                    .with_task(described),
-                );
-            }
+            self.report_if_slow(started, &described, |report| {
+                report.with_task(described.as_str())
+            });
         }
     }
 }
