@@ -116,7 +116,7 @@ pub fn children() -> Vec<u32> {
     kids
 }
 
-/// `(state, ppid)` from /proc/<pid>/stat (state R, S, Z...), if the process exists.
+/// `(state, ppid)` from `/proc/<pid>/stat` (state R, S, Z...), if the process exists.
 ///
 /// ```
 /// let (state, _) = evloop_test_support::procfs::stat(std::process::id()).unwrap();
