@@ -58,7 +58,9 @@ pub(crate) fn asan() -> TaskResult {
     if has_nextest() {
         let filter = LEAK_ON_PURPOSE
             .iter()
-            .map(|(name, _)| format!("not test(={name})"))
+            // By the name's last segment: a test moved into a module of a test binary
+            // (`runner::name`) is still the same test.
+            .map(|(name, _)| format!("not test(/(^|::){name}$/)"))
             .collect::<Vec<_>>()
             .join(" and ");
         cmd.args(["nextest", "run", "--no-fail-fast", "-E", &filter]);
