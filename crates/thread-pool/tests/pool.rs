@@ -470,10 +470,31 @@ fn shutdown_timeout_gives_up_on_time_when_work_runs_long() {
     assert_eq!(blocker.wait(), Ok(()));
 }
 
+/// Set when the thread that registered it finishes: thread-local destructors run before a
+/// thread ends and before its join returns, so a set flag right after `shutdown(wait)` proves
+/// the thread was joined, not merely told to stop.
+struct SetOnThreadExit(Arc<AtomicUsize>);
+
+impl Drop for SetOnThreadExit {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+thread_local! {
+    static ON_EXIT: std::cell::RefCell<Option<SetOnThreadExit>> = const { std::cell::RefCell::new(None) };
+}
+
+fn count_my_thread_exit(exited: &Arc<AtomicUsize>) {
+    let exited = Arc::clone(exited);
+    ON_EXIT.with(|slot| *slot.borrow_mut() = Some(SetOnThreadExit(exited)));
+}
+
 #[test]
 fn no_thread_left_behind_after_shutdown() {
     isolated("no_thread_left_behind_after_shutdown", || {
         let before = thread_count();
+        let exited = Arc::new(AtomicUsize::new(0));
         let pool = ThreadPoolExecutor::builder()
             .max_workers(4)
             .thread_name_prefix("lbh")
@@ -483,7 +504,9 @@ fn no_thread_left_behind_after_shutdown() {
         let futures: Vec<_> = (0..4)
             .map(|_| {
                 let barrier = Arc::clone(&barrier);
+                let exited = Arc::clone(&exited);
                 pool.submit(move || {
+                    count_my_thread_exit(&exited);
                     barrier.wait();
                 })
                 .unwrap()
@@ -494,19 +517,27 @@ fn no_thread_left_behind_after_shutdown() {
         }
         assert_eq!(threads_named("lbh_"), 4);
         pool.shutdown(true, false);
-        // Joined, not merely told to stop: the OS list is clean at once.
-        assert_eq!(threads_named("lbh_"), 0);
-        assert_eq!(thread_count(), before);
+        // Joined, not merely told to stop: every worker has finished when shutdown returns.
+        assert_eq!(exited.load(Ordering::SeqCst), 4);
+        // The kernel may list a joined thread in /proc for a moment after its join returns
+        // (the join wakes on the thread's exit futex, before the task is released).
+        eventually("the workers leave /proc", || threads_named("lbh_") == 0);
+        eventually("the thread count is back", || thread_count() == before);
         drop(pool);
         // Drop joins too.
         let pool = ThreadPoolExecutor::builder()
             .thread_name_prefix("lbd")
             .build()
             .unwrap();
-        pool.submit(|| ()).unwrap().wait().unwrap();
+        let exited_too = Arc::clone(&exited);
+        pool.submit(move || count_my_thread_exit(&exited_too))
+            .unwrap()
+            .wait()
+            .unwrap();
         assert_eq!(threads_named("lbd_"), 1);
         drop(pool);
-        assert_eq!(threads_named("lbd_"), 0);
+        assert_eq!(exited.load(Ordering::SeqCst), 5);
+        eventually("the worker leaves /proc", || threads_named("lbd_") == 0);
     });
 }
 
