@@ -206,6 +206,12 @@ impl Handle {
         }
     }
 
+    /// Starts loading the handle's block into the cache (see [`prefetch`](crate::prefetch)).
+    #[inline]
+    pub(crate) fn prefetch(&self) {
+        crate::prefetch::prefetch(self.header.as_ptr());
+    }
+
     #[inline]
     fn header(&self) -> &Header {
         // SAFETY: the block lives while any handle to it does.

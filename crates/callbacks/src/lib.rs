@@ -37,6 +37,7 @@
 mod context;
 mod handle;
 mod pool;
+mod prefetch;
 mod ready;
 mod remote;
 mod send_callback;

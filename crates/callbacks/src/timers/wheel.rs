@@ -1,18 +1,20 @@
-//! The ordered store behind [`TimerHeap`](super::TimerHeap): a hierarchical timing wheel whose
-//! slots are small binary heaps, so that ordering stays exact while every heap operation works
-//! on a few cache lines.
+//! The ordered store behind [`TimerHeap`](super::TimerHeap): a hierarchical timing wheel that
+//! sorts only what is about to fire, so that ordering stays exact while the cost per timer does
+//! not grow with the number of timers.
 //!
 //! One big binary heap costs a cache miss per level on every pop once it outgrows the cache
 //! (20 levels at 10^6 timers). Here a timer is filed by how far its deadline is from the
 //! `cursor`: level 0 slots are 2^10 ns wide, each level up 64 times wider, 9 levels cover all of
-//! `u64`. When the earliest slot comes due it is split into the levels below (a sequential
-//! pass), until a level-0 slot, holding only the timers of one microsecond, becomes `near`, the
-//! heap popped from. Each timer is moved at most once per level and every heap it meets is small,
-//! so its cost does not grow with the number of timers.
+//! `u64`. A slot is an unsorted vector that remembers where its earliest entry is, so filing a
+//! timer is an append. When the earliest slot comes due it is split into the levels below (a
+//! sequential pass), until a level-0 slot, holding only the timers of one microsecond, is
+//! heapified into `near`, the heap popped from. Each timer is moved at most once per level, so
+//! its cost does not grow with the number of timers.
 //!
-//! Exactness: keys are `(deadline << 64) | sequence` and every slot is a min-heap on the whole
-//! key. Two timers with the same deadline always share a slot (their slot depends only on the
-//! deadline and the cursor), so equal deadlines keep scheduling order across levels.
+//! Exactness: keys are `(deadline, sequence)` compared as one `u128`; `near` is a min-heap on the
+//! whole key and every slot knows its minimum. Two timers with the same deadline always share a
+//! slot (their slot depends only on the deadline and the cursor), so equal deadlines keep
+//! scheduling order across levels.
 //!
 //! Invariants (the cursor only moves forward):
 //! - entries in `near` have deadlines at or before `cursor`, entries in the levels at or after it
@@ -24,6 +26,10 @@
 //!   granule each). With the previous rule, every entry of a lower level is then earlier than
 //!   every entry of a higher one, and within a level the lowest occupied slot is the earliest;
 //! - a key whose deadline is `u64::MAX` means "never": it sits in `never` and is never popped.
+//!
+//! The cursor may run ahead of the clock: removing a cancelled head that is not due yet brings
+//! its slot down early. Timers filed before the cursor then go to `near`, which is exact for any
+//! deadline; it is only a plain heap for them until the clock catches up.
 
 use std::collections::BinaryHeap;
 
@@ -44,13 +50,54 @@ const KEEP_CAPACITY: usize = 64;
 /// this. (Slots keep their buffers while timers flow through them: freeing and regrowing them
 /// cost more than the heap work, mostly in glibc consolidating the freed handles' chunks.)
 const TRIM_PEAK: usize = 4096;
+/// How many of the timers of a slot that becomes `near` have their handles prefetched.
+const NEAR_PREFETCH: usize = 32;
 /// The deadline that means "never".
 pub(super) const NEVER: u64 = u64::MAX;
+
+/// One slot of a level: unsorted, with the place of its earliest entry kept up to date.
+#[derive(Default)]
+struct Slot {
+    entries: Vec<Entry>,
+    /// The key of the earliest entry (meaningless while empty).
+    min_key: u128,
+    /// Where the earliest entry is in `entries`.
+    min_at: usize,
+}
+
+impl Slot {
+    #[inline]
+    fn push(&mut self, entry: Entry) {
+        let key = entry.key();
+        if self.entries.is_empty() || key < self.min_key {
+            self.min_key = key;
+            self.min_at = self.entries.len();
+        }
+        self.entries.push(entry);
+    }
+
+    fn peek(&self) -> Option<&Entry> {
+        self.entries.get(self.min_at)
+    }
+
+    /// Finds the earliest entry again, after entries were removed.
+    fn rescan(&mut self) {
+        let (at, key) = self
+            .entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (i, e.key()))
+            .min_by_key(|&(_, key)| key)
+            .unwrap_or((0, 0));
+        self.min_at = at;
+        self.min_key = key;
+    }
+}
 
 struct Level {
     /// Bit `s` is set when slot `s` is not empty.
     occupied: Occupied,
-    slots: [BinaryHeap<Entry>; SLOTS],
+    slots: [Slot; SLOTS],
 }
 
 pub(super) struct Wheel {
@@ -100,7 +147,7 @@ impl Wheel {
             near: BinaryHeap::new(),
             levels: Box::new(std::array::from_fn(|_| Level {
                 occupied: 0,
-                slots: std::array::from_fn(|_| BinaryHeap::new()),
+                slots: std::array::from_fn(|_| Slot::default()),
             })),
             never: Vec::new(),
             cursor: now,
@@ -123,6 +170,7 @@ impl Wheel {
         self.file(entry);
     }
 
+    #[inline]
     fn file(&mut self, entry: Entry) {
         match place(self.cursor, entry.ticks()) {
             None => self.near.push(entry),
@@ -143,15 +191,6 @@ impl Wheel {
             .map(|(l, level)| (l, level.occupied.trailing_zeros() as usize))
     }
 
-    /// The heap holding the earliest entry (never-timers aside).
-    fn head_heap(&mut self) -> Option<&mut BinaryHeap<Entry>> {
-        if !self.near.is_empty() {
-            return Some(&mut self.near);
-        }
-        let (l, s) = self.first_slot()?;
-        Some(&mut self.levels[l].slots[s])
-    }
-
     /// The earliest entry, never-timers aside.
     pub(super) fn peek(&self) -> Option<&Entry> {
         if let Some(head) = self.near.peek() {
@@ -161,23 +200,16 @@ impl Wheel {
         self.levels[l].slots[s].peek()
     }
 
-    /// Removes the earliest entry wherever it is, without moving the cursor (for dropping
-    /// cancelled heads, which may not be due).
+    /// Removes the earliest entry wherever it is, due or not (for dropping cancelled heads). Its
+    /// slot is brought down to `near` first, which may move the cursor ahead of the clock.
     pub(super) fn pop(&mut self) -> Option<Entry> {
-        let entry = self.head_heap()?.pop()?;
-        self.len -= 1;
-        if self.near.is_empty() {
-            self.clear_empty_first_slot();
-        }
-        Some(entry)
-    }
-
-    fn clear_empty_first_slot(&mut self) {
-        if let Some((l, s)) = self.first_slot() {
-            let level = &mut self.levels[l];
-            if level.slots[s].is_empty() {
-                level.occupied &= !((1 as Occupied) << s);
+        loop {
+            if let Some(entry) = self.near.pop() {
+                self.len -= 1;
+                return Some(entry);
             }
+            let (l, s) = self.first_slot()?;
+            self.bring_down(l, s);
         }
     }
 
@@ -197,33 +229,46 @@ impl Wheel {
                 self.cursor = self.cursor.max(end);
                 return None;
             };
-            let start = slot_start(self.cursor, l, s);
-            let due = self.levels[l].slots[s]
-                .peek()
-                .is_some_and(|e| e.ticks() < end);
-            if !due {
+            let slot = &self.levels[l].slots[s];
+            if slot.peek().is_none_or(|e| e.ticks() >= end) {
                 // Short of the slot's start: at it, new timers would be filed below entries
                 // that are earlier than they are.
+                let start = slot_start(self.cursor, l, s);
                 self.cursor = self.cursor.max(end.min(start.saturating_sub(1)));
                 return None;
             }
-            let level = &mut self.levels[l];
-            level.occupied &= !((1 as Occupied) << s);
-            if l == 0 {
-                // Everything in this slot lies in [start, start + granule): it becomes `near`,
-                // and the cursor its last tick. (A timer filed later at that very tick goes
-                // after the ones in `near`, as its sequence number says; one tick further would
-                // be the start of the next slot, where the cursor may not go.)
-                std::mem::swap(&mut self.near, &mut level.slots[s]);
-                self.cursor = start + ((1 << GRANULE_BITS) - 1);
-            } else {
-                let mut entries = std::mem::take(&mut level.slots[s]).into_vec();
-                self.cursor = start;
-                for entry in entries.drain(..) {
-                    self.file(entry);
-                }
-                self.levels[l].slots[s] = BinaryHeap::from(entries);
+            self.bring_down(l, s);
+        }
+    }
+
+    /// Empties the first occupied slot, `(l, s)`, into the level below, or into `near` (which
+    /// must be empty) from level 0, moving the cursor to the slot.
+    fn bring_down(&mut self, l: usize, s: usize) {
+        let start = slot_start(self.cursor, l, s);
+        let level = &mut self.levels[l];
+        level.occupied &= !((1 as Occupied) << s);
+        let mut entries = std::mem::take(&mut level.slots[s].entries);
+        if l == 0 {
+            // Everything in this slot lies in [start, start + granule): it becomes `near`, and
+            // the cursor its last tick. (A timer filed later at that very tick goes after the
+            // ones in `near`, as its sequence number says; one tick further would be the start
+            // of the next slot, where the cursor may not go.) The slot keeps `near`'s old,
+            // empty buffer.
+            debug_assert!(self.near.is_empty());
+            self.cursor = start + ((1 << GRANULE_BITS) - 1);
+            // These timers are about to be popped and their handles read, in deadline order,
+            // which is not the order the handles were allocated in.
+            for entry in entries.iter().take(NEAR_PREFETCH) {
+                entry.handle.prefetch();
             }
+            let old = std::mem::replace(&mut self.near, BinaryHeap::from(entries));
+            level.slots[s].entries = old.into_vec();
+        } else {
+            self.cursor = start;
+            for entry in entries.drain(..) {
+                self.file(entry);
+            }
+            self.levels[l].slots[s].entries = entries;
         }
     }
 
@@ -236,41 +281,42 @@ impl Wheel {
         }
     }
 
-    /// Keeps only the entries for which `keep` is true (the order is kept), and trims.
+    /// Keeps only the entries for which `keep` is true, and trims.
     pub(super) fn retain(&mut self, mut keep: impl FnMut(&Entry) -> bool) {
-        let shrink = |heap: &mut BinaryHeap<Entry>| {
-            if heap.capacity() > 4 * heap.len().max(KEEP_CAPACITY) {
-                heap.shrink_to_fit();
+        fn shrink<T>(buffer: &mut Vec<T>) {
+            if buffer.capacity() > 4 * buffer.len().max(KEEP_CAPACITY) {
+                buffer.shrink_to_fit();
             }
-        };
-        self.near.retain(&mut keep);
-        shrink(&mut self.near);
+        }
+        let mut near = std::mem::take(&mut self.near).into_vec();
+        near.retain(&mut keep);
+        shrink(&mut near);
+        self.near = BinaryHeap::from(near);
         for level in self.levels.iter_mut() {
             for (s, slot) in level.slots.iter_mut().enumerate() {
                 if level.occupied & ((1 as Occupied) << s) != 0 {
-                    slot.retain(&mut keep);
+                    slot.entries.retain(&mut keep);
+                    slot.rescan();
                 }
-                if slot.is_empty() {
+                if slot.entries.is_empty() {
                     level.occupied &= !((1 as Occupied) << s);
-                    if slot.capacity() > KEEP_CAPACITY {
-                        *slot = BinaryHeap::new();
+                    if slot.entries.capacity() > KEEP_CAPACITY {
+                        slot.entries = Vec::new();
                     }
                 } else {
-                    shrink(slot);
+                    shrink(&mut slot.entries);
                 }
             }
         }
         self.never.retain(&mut keep);
-        if self.never.capacity() > 4 * self.never.len().max(KEEP_CAPACITY) {
-            self.never.shrink_to_fit();
-        }
+        shrink(&mut self.never);
         self.len = self.near.len()
             + self.never.len()
             + self
                 .levels
                 .iter()
                 .flat_map(|level| level.slots.iter())
-                .map(BinaryHeap::len)
+                .map(|slot| slot.entries.len())
                 .sum::<usize>();
         self.peak = self.len;
     }
@@ -281,7 +327,7 @@ impl Wheel {
         all.extend(std::mem::take(&mut self.near).into_vec());
         for level in self.levels.iter_mut() {
             for slot in level.slots.iter_mut() {
-                all.extend(std::mem::take(slot).into_vec());
+                all.append(&mut slot.entries);
             }
             level.occupied = 0;
         }
@@ -298,7 +344,7 @@ impl Wheel {
                 .levels
                 .iter()
                 .flat_map(|level| level.slots.iter())
-                .map(BinaryHeap::capacity)
+                .map(|slot| slot.entries.capacity())
                 .sum::<usize>()
     }
 
@@ -320,14 +366,15 @@ mod tests {
 
     fn entry(ticks: u64, seq: u64) -> Entry {
         Entry {
-            key: (u128::from(ticks) << 64) | u128::from(seq),
+            ticks,
+            seq,
             handle: Handle::new(|| ()),
         }
     }
 
     fn seqs(wheel: &mut Wheel, end: u64) -> Vec<u64> {
         std::iter::from_fn(|| wheel.pop_before(end))
-            .map(|e| e.key as u64)
+            .map(|e| e.seq)
             .collect()
     }
 
@@ -404,9 +451,9 @@ mod tests {
         while wheel.len() > 0 {
             end += 50_000;
             while let Some(e) = wheel.pop_before(end) {
-                assert!(e.key > last, "in order");
+                assert!(e.key() > last, "in order");
                 assert!(e.ticks() < end, "never early");
-                last = e.key;
+                last = e.key();
             }
         }
         wheel.trim_if_shrunk();
@@ -415,5 +462,76 @@ mod tests {
             kept <= LEVELS * SLOTS * KEEP_CAPACITY / 4,
             "{kept} entries' worth kept"
         );
+    }
+
+    /// A removed head that was not due (a cancelled one) brings its slot down early; timers
+    /// filed afterwards, earlier than it, still come first, and nothing fires early.
+    #[test]
+    fn removing_a_head_that_is_not_due_keeps_later_timers_in_order() {
+        let start = 1 << 62;
+        let mut wheel = Wheel::new(start);
+        let far = start + (9 << shift(3));
+        wheel.push(entry(far, 0));
+        wheel.push(entry(far + 5, 1));
+        assert_eq!(wheel.pop().map(|e| e.seq), Some(0));
+        assert!(wheel.cursor > start, "the cursor ran ahead of the clock");
+        wheel.push(entry(start + 10, 2));
+        wheel.push(entry(far + 1, 3));
+        wheel.push(entry(start + 5, 4));
+        assert_eq!(seqs(&mut wheel, start + 5), [] as [u64; 0], "never early");
+        assert_eq!(seqs(&mut wheel, start + 11), [4, 2]);
+        assert_eq!(seqs(&mut wheel, far + 1), [] as [u64; 0]);
+        assert_eq!(seqs(&mut wheel, NEVER - 1), [3, 1]);
+    }
+
+    /// The wheel against an ordered set, under random pushes at every scale (overdue ones
+    /// included), pops of due timers, removals of the head and rebuilds.
+    #[test]
+    fn random_operations_match_an_ordered_set() {
+        use std::collections::BTreeSet;
+        let mut rng = evloop_test_support::Rng::new(7);
+        let start = 1 << 62;
+        let mut wheel = Wheel::new(start);
+        let mut model = BTreeSet::new();
+        let mut now = start;
+        let mut seq = 0;
+        for _ in 0..20_000 {
+            match rng.below(10) {
+                0..=4 => {
+                    let scale = rng.below(40) as u32;
+                    let offset = rng.below(1 << scale);
+                    let ticks = if rng.below(8) == 0 {
+                        now - offset.min(now - 1)
+                    } else {
+                        now + offset
+                    };
+                    wheel.push(entry(ticks, seq));
+                    model.insert((ticks, seq));
+                    seq += 1;
+                }
+                5..=7 => {
+                    let scale = rng.below(30);
+                    now += rng.below(1 << scale);
+                    let due: Vec<u64> = model
+                        .iter()
+                        .take_while(|e| e.0 < now)
+                        .map(|e| e.1)
+                        .collect();
+                    model.retain(|e| e.0 >= now);
+                    assert_eq!(seqs(&mut wheel, now), due);
+                }
+                8 => {
+                    let head = model.pop_first().map(|e| e.1);
+                    assert_eq!(wheel.pop().map(|e| e.seq), head);
+                }
+                _ => {
+                    let drop_seq = rng.below(7) + 2;
+                    wheel.retain(|e| e.seq % drop_seq != 0);
+                    model.retain(|e| e.1 % drop_seq != 0);
+                }
+            }
+            assert_eq!(wheel.len(), model.len());
+            assert_eq!(wheel.peek().map(|e| e.seq), model.first().map(|e| e.1));
+        }
     }
 }
