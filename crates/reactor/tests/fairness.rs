@@ -1,17 +1,18 @@
 //! Fairness: however much callback work floods the loop, from its own thread or from others,
 //! I/O readiness and due timers are still served (asyncio polls once per iteration; evloop may
-//! skip a poll when only other threads' work is waiting, but never for long).
+//! skip a poll when only other threads' work is waiting, or right after another thread woke it,
+//! but never for long). And the skip does what it is for: a cross-thread round trip polls once.
 
 use std::cell::Cell;
 use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::rc::Rc;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
-use evloop_reactor::{EventLoop, RemoteHandle};
+use evloop_reactor::{EventLoop, RemoteHandle, get_running_loop};
 
 /// A flood runs this many callbacks at most; a starved reader or timer fails the test there.
 /// Each callback takes well over 100 ns, so the cap is far beyond any poll window.
@@ -151,4 +152,112 @@ fn io_is_served_while_another_thread_floods_the_loop() {
     });
     stop.store(true, Ordering::Relaxed);
     assert!(io_at < u64::MAX && timer_at < u64::MAX);
+}
+
+/// A wake-up from another thread whose callback starts an endless `call_soon` chain: the
+/// iterations right after the wake-up may skip their polls, but I/O and timers are still served.
+#[test]
+fn io_and_timers_are_served_under_a_call_soon_flood_started_by_another_thread() {
+    let (io_at, timer_at) = served_under(|lp, flood| {
+        let remote = lp.remote();
+        std::thread::spawn(move || {
+            remote
+                .call_soon_threadsafe(move || {
+                    let lp = get_running_loop().expect("on the loop");
+                    call_soon_flood(lp, flood);
+                })
+                .unwrap();
+        });
+    });
+    assert!(
+        io_at < CAP && timer_at < CAP,
+        "io at {io_at}, timer at {timer_at}"
+    );
+}
+
+/// The asyncio shape of a round trip: the loop asks a thread, the thread answers with
+/// `call_soon_threadsafe`, and the answer schedules the next question with `call_soon`. The
+/// iteration that runs the `call_soon` follows the wake-up at once, so it skips its poll and the
+/// trip costs the one blocking poll. (The bound is generous: a trip preempted for longer than the
+/// window polls twice.)
+#[test]
+fn a_cross_thread_round_trip_polls_once() {
+    const TRIPS: u64 = 300;
+    let lp = EventLoop::new().unwrap();
+    let (ask, questions) = mpsc::channel::<u64>();
+    let remote = lp.remote();
+    let answerer = std::thread::spawn(move || {
+        for trip in questions {
+            remote
+                .call_soon_threadsafe(move || {
+                    let lp = get_running_loop().expect("on the loop");
+                    lp.call_soon(move || next_question(trip + 1)).unwrap();
+                })
+                .unwrap();
+        }
+    });
+    thread_local! {
+        static ASK: std::cell::RefCell<Option<mpsc::Sender<u64>>> = const { std::cell::RefCell::new(None) };
+    }
+    fn next_question(trip: u64) {
+        if trip == TRIPS {
+            ASK.with(|ask| ask.borrow_mut().take());
+            get_running_loop().unwrap().stop();
+        } else {
+            ASK.with(|ask| ask.borrow().as_ref().unwrap().send(trip).unwrap());
+        }
+    }
+    ASK.with(|slot| *slot.borrow_mut() = Some(ask));
+    lp.call_soon(|| next_question(0)).unwrap();
+    lp.run_forever().unwrap();
+    answerer.join().unwrap();
+    let polls = lp.poll_count();
+    assert!(
+        polls < TRIPS * 3 / 2,
+        "{polls} polls for {TRIPS} round trips (asyncio's order would poll twice per trip)"
+    );
+    lp.close().unwrap();
+}
+
+/// After another thread's wake-up the next run still polls before it runs ready work, as
+/// asyncio's `run_once` does: readiness that is already there is seen. (Were a run to skip its
+/// poll inside the window, this fails when the two runs follow each other within it, which an
+/// optimized build does; an unoptimized one may be too slow to show it.)
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn a_run_right_after_a_wake_up_still_sees_ready_io() {
+    let lp = EventLoop::new().unwrap();
+    let (reader, mut writer) = UnixStream::pair().unwrap();
+    let read = Rc::new(Cell::new(false));
+    let fd = reader.as_raw_fd();
+    lp.add_reader(fd, {
+        let read = read.clone();
+        move || read.set(true)
+    })
+    .unwrap();
+    let remote = lp.remote();
+    // SAFETY: gettid has no preconditions.
+    let loop_thread = unsafe { libc::gettid() };
+    let waker = std::thread::spawn(move || {
+        // Wake the loop only once it blocks in epoll_wait (syscall 232 on x86_64), so that
+        // its poll ends with the wake-up alone.
+        let syscall = format!("/proc/self/task/{loop_thread}/syscall");
+        evloop_test_support::eventually("the loop blocks in epoll_wait", || {
+            std::fs::read_to_string(&syscall).is_ok_and(|s| s.starts_with("232 "))
+        });
+        remote
+            .call_soon_threadsafe(|| {
+                get_running_loop().unwrap().call_soon(|| ()).unwrap();
+            })
+            .unwrap();
+    });
+    // The blocking poll ends with the wake-up alone; its callback leaves work ready.
+    lp.run_once().unwrap();
+    assert_eq!(lp.ready_len(), 1);
+    writer.write_all(b"x").unwrap();
+    lp.run_once().unwrap();
+    assert!(read.get(), "the second run polled and ran the reader");
+    waker.join().unwrap();
+    assert!(lp.remove_reader(fd));
+    lp.close().unwrap();
 }

@@ -27,10 +27,12 @@ const MAX_POLL_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 /// at the first; a few retries ride out a transient ENOMEM without spinning on a broken epoll).
 const MAX_POLL_FAILURES: u32 = 10;
 
-/// An iteration whose only work is what other threads sent skips its non-blocking poll when the
-/// reactor was polled less than this long ago. A cross-thread round trip then costs no
-/// `epoll_wait` of its own (the item that woke the loop is already in hand), while I/O readiness
-/// is still collected at least this often under any stream of `call_soon_threadsafe` work.
+/// An iteration skips its non-blocking poll when the reactor was polled less than this long ago
+/// and its work came from other threads: either only their items are waiting, or the last poll
+/// blocked until another thread woke the loop and this iteration runs what followed from that
+/// (the callbacks and task steps a `call_soon_threadsafe` reply scheduled). A cross-thread round
+/// trip then costs one `epoll_wait`, the blocking one, while I/O readiness is still collected at
+/// least this often under any stream of work from other threads.
 pub(super) const POLL_SKIP_WINDOW: Duration = Duration::from_micros(50);
 
 /// How one poll of the reactor went, when it did not end the run.
@@ -124,19 +126,21 @@ impl EventLoop {
         }
     }
 
-    /// Whether this iteration may go without polling: its only work came from other threads
-    /// (nothing ready, no stop pending, so asyncio would poll with a zero timeout only because
-    /// of them) and the reactor was polled within [`POLL_SKIP_WINDOW`]. An item from another
-    /// thread arrives at no particular point relative to the poll, so running it before the
-    /// next poll is an order asyncio could have produced; the window bounds how late I/O can be.
-    /// Returns false, and notes the time of the poll about to happen, otherwise.
+    /// Whether this iteration may go without polling (see [`POLL_SKIP_WINDOW`]): nothing but
+    /// zero-timeout work, no stop pending, the reactor polled within the window, and the work
+    /// either only other threads' items or the aftermath of another thread's wake-up. Work from
+    /// another thread arrives at no particular point relative to the poll, so running it and
+    /// its consequences before the next poll is an order asyncio could have produced; the
+    /// window bounds how late I/O can be. Returns false, and notes the time of the poll about to
+    /// happen when only other threads' items wait, otherwise.
     #[inline]
     fn may_skip_poll(&self, timeout: Option<Duration>) -> bool {
         let inner = &*self.inner;
-        if timeout != Some(Duration::ZERO)
-            || inner.stopping.get()
-            || !inner.ready.borrow().is_empty()
-        {
+        if timeout != Some(Duration::ZERO) || inner.stopping.get() {
+            return false;
+        }
+        let only_remote = inner.ready.borrow().is_empty();
+        if !only_remote && !inner.woken_by_remote.get() {
             return false;
         }
         let now = Instant::now();
@@ -147,7 +151,9 @@ impl EventLoop {
         {
             return true;
         }
-        inner.polled_at.set(Some(now));
+        if only_remote {
+            inner.polled_at.set(Some(now));
+        }
         false
     }
 
@@ -179,6 +185,7 @@ impl EventLoop {
         if timeout != Some(Duration::ZERO) && !parked {
             timeout = Some(Duration::ZERO);
         }
+        inner.polls.set(inner.polls.get() + 1);
         let result = inner
             .poll
             .borrow_mut()
@@ -188,6 +195,11 @@ impl EventLoop {
             // A blocking poll just returned: the next iterations may skip theirs.
             inner.polled_at.set(Some(Instant::now()));
         }
+        let events = inner.events.borrow();
+        inner.woken_by_remote.set(
+            parked && !events.is_empty() && events.iter().all(|event| event.token() == WAKER_TOKEN),
+        );
+        drop(events);
         match result {
             Err(error) if error.kind() != io::ErrorKind::Interrupted => {
                 let errno = error.raw_os_error().unwrap_or(libc::EIO);

@@ -58,9 +58,13 @@ struct Inner {
     /// When the reactor was last polled, if recently known (see
     /// [`POLL_SKIP_WINDOW`](iteration::POLL_SKIP_WINDOW)).
     polled_at: Cell<Option<Instant>>,
+    /// The last poll blocked and was ended by another thread's wake-up alone (no I/O): the
+    /// iterations that run what it brought may skip their polls within the window.
+    woken_by_remote: Cell<bool>,
     debug: Cell<bool>,
     slow_callback: Cell<Duration>,
     iterations: Cell<u64>,
+    polls: Cell<u64>,
     exception_handler: RefCell<Option<ExceptionHandler>>,
     extensions: RefCell<Extensions>,
     close_hooks: RefCell<Vec<Box<dyn FnOnce()>>>,
@@ -452,6 +456,21 @@ impl EventLoop {
     /// How many iterations the loop has run (a diagnostic; it shows a loop that spins).
     pub fn iteration_count(&self) -> u64 {
         self.inner.iterations.get()
+    }
+
+    /// How many times the loop has polled the reactor (a diagnostic: next to
+    /// [`iteration_count`](EventLoop::iteration_count) it shows how many iterations skipped their
+    /// poll, which a loop does only right after work from other threads).
+    ///
+    /// ```
+    /// let lp = evloop_reactor::EventLoop::new()?;
+    /// lp.call_soon(|| ())?;
+    /// lp.run_once()?;
+    /// assert_eq!((lp.iteration_count(), lp.poll_count()), (1, 1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn poll_count(&self) -> u64 {
+        self.inner.polls.get()
     }
 
     /// How many callbacks and tasks are ready to run.
