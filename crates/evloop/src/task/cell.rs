@@ -116,7 +116,9 @@ pub(crate) trait JoinTarget<T>: TaskObject {
 /// live at once.
 pub(super) enum Stage<F: Future> {
     Running(F),
-    Finished(Result<F::Output, TaskError>),
+    /// The error is boxed: a task's outcome is nearly always a value, and an inline
+    /// `TaskError` (32 bytes) would size every cell for the rare failure.
+    Finished(Result<F::Output, Box<TaskError>>),
     /// The future was dropped and the output, if any, taken or dropped.
     Consumed,
 }

@@ -199,16 +199,27 @@ fn a_pinned_future_is_dropped_where_it_was_polled() {
 }
 
 #[test]
-fn the_cell_of_a_task_that_sleeps_zero_fits_in_120_bytes() {
+fn the_cell_of_a_task_that_sleeps_zero_fits_in_a_112_byte_chunk() {
     use crate::task::schedule::LoopRef;
     fn allocation<F: Future>(_: &F) -> usize {
         // The Arc's allocation: two counts, then the cell.
         2 * std::mem::size_of::<usize>() + std::mem::size_of::<TaskCell<F, LoopRef>>()
     }
-    let future = async { crate::sleep(std::time::Duration::ZERO).await };
-    assert!(std::mem::size_of_val(&future) <= 40);
-    #[cfg(not(feature = "tracing"))]
-    assert!(allocation(&future) <= 120, "{} bytes", allocation(&future));
-    #[cfg(feature = "tracing")]
-    assert!(allocation(&future) <= 120 + std::mem::size_of::<tracing::Span>());
+    // glibc serves up to 104 bytes from its 112-byte chunks, up to 120 from its 128-byte ones.
+    let span = if cfg!(feature = "tracing") { 40 } else { 0 };
+    let bare = crate::sleep(std::time::Duration::ZERO);
+    assert!(std::mem::size_of_val(&bare) <= 32);
+    assert!(
+        allocation(&bare) <= 104 + span,
+        "{} bytes",
+        allocation(&bare)
+    );
+    // An async block around it adds its own state.
+    let wrapped = async { crate::sleep(std::time::Duration::ZERO).await };
+    assert!(std::mem::size_of_val(&wrapped) <= 40);
+    assert!(
+        allocation(&wrapped) <= 120 + span,
+        "{} bytes",
+        allocation(&wrapped)
+    );
 }

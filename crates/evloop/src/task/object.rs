@@ -30,7 +30,7 @@ where
         // (this, on the loop thread) touch the stage; no reference to it outlives this block.
         let stage = unsafe { &mut *self.stage.get() };
         match std::mem::replace(stage, Stage::Consumed) {
-            Stage::Finished(output) => Some(output),
+            Stage::Finished(output) => Some(output.map_err(|error| *error)),
             other => {
                 *stage = other;
                 None

@@ -199,7 +199,7 @@ where
             // SAFETY: the future was dropped (every path here comes after `drop_future`), so the
             // stage holds nothing and no reference to it is live; the status is no longer
             // pending, so only the output's takers touch it from now on, on this thread.
-            unsafe { *self.stage.get() = Stage::Finished(result) };
+            unsafe { *self.stage.get() = Stage::Finished(result.map_err(Box::new)) };
             if let Some(waker) = self.join_waker.take() {
                 waker.wake();
             }
