@@ -204,6 +204,34 @@ fn a_cancel_while_yielded_in_sleep_zero_raises_cancelled_at_the_await() {
     );
 }
 
+/// The slots of ended tasks are reused: a second wave as big as the first allocates its cells
+/// and nothing else (no registry growth, no free-list growth).
+#[test]
+fn a_second_wave_of_tasks_reuses_the_first_waves_registry_slots() {
+    evloop::run(async {
+        const WAVE: usize = 1_000;
+        for _ in 0..2 {
+            let wave: Vec<_> = (0..WAVE)
+                .map(|_| create_task(sleep(Duration::ZERO)))
+                .collect();
+            for task in wave {
+                task.await.unwrap();
+            }
+        }
+        let mut wave = Vec::with_capacity(WAVE);
+        let (count, _, ()) = allocations(|| {
+            for _ in 0..WAVE {
+                wave.push(create_task(sleep(Duration::ZERO)));
+            }
+        });
+        assert_eq!(count, WAVE, "one allocation per task: its cell");
+        for task in wave {
+            task.await.unwrap();
+        }
+    })
+    .unwrap();
+}
+
 #[test]
 fn all_tasks_lists_live_tasks_in_creation_order_when_slots_are_reused() {
     evloop::run(async {

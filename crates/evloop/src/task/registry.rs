@@ -32,11 +32,50 @@ pub(crate) struct TaskHost {
     tasks: RefCell<Slab>,
 }
 
-/// Live tasks by slot, and the free slots.
-#[derive(Default)]
+/// Live tasks by slot; the free slots form a list threaded through the entries (a free slot
+/// costs nothing beyond the entry it already is: the enum is the size of the `Arc`).
 struct Slab {
-    entries: Vec<Option<Arc<dyn TaskObject>>>,
-    free: Vec<u32>,
+    entries: Vec<Slot>,
+    /// The first free slot, or [`NO_SLOT`].
+    free_head: u32,
+    live: usize,
+}
+
+enum Slot {
+    Live(Arc<dyn TaskObject>),
+    /// A free slot and the next free one ([`NO_SLOT`] at the end of the list).
+    Free(u32),
+}
+
+const NO_SLOT: u32 = u32::MAX;
+
+/// Below this many entries an emptied slab keeps its buffer.
+const KEEP_SLOTS: usize = 1024;
+
+impl Default for Slab {
+    fn default() -> Slab {
+        Slab {
+            entries: Vec::new(),
+            free_head: NO_SLOT,
+            live: 0,
+        }
+    }
+}
+
+impl Slab {
+    fn live(&self) -> impl Iterator<Item = &Arc<dyn TaskObject>> {
+        self.entries.iter().filter_map(|slot| match slot {
+            Slot::Live(task) => Some(task),
+            Slot::Free(_) => None,
+        })
+    }
+
+    fn into_live(self) -> impl Iterator<Item = Arc<dyn TaskObject>> {
+        self.entries.into_iter().filter_map(|slot| match slot {
+            Slot::Live(task) => Some(task),
+            Slot::Free(_) => None,
+        })
+    }
 }
 
 /// The cached host of loop `loop_id`, if that is the one cached.
@@ -94,17 +133,21 @@ impl TaskHost {
     /// Registers a new task; returns its slot.
     pub(crate) fn add(&self, task: Arc<dyn TaskObject>) -> u32 {
         let mut tasks = self.tasks.borrow_mut();
-        match tasks.free.pop() {
-            Some(slot) => {
-                tasks.entries[slot as usize] = Some(task);
-                slot
-            }
-            None => {
-                let slot = u32::try_from(tasks.entries.len()).expect("fewer than 2^32 live tasks");
-                tasks.entries.push(Some(task));
-                slot
-            }
+        tasks.live += 1;
+        let head = tasks.free_head;
+        if head == NO_SLOT {
+            let slot = u32::try_from(tasks.entries.len())
+                .ok()
+                .filter(|&slot| slot != NO_SLOT)
+                .expect("fewer than 2^32 - 1 live tasks");
+            tasks.entries.push(Slot::Live(task));
+            return slot;
         }
+        match std::mem::replace(&mut tasks.entries[head as usize], Slot::Live(task)) {
+            Slot::Free(next) => tasks.free_head = next,
+            Slot::Live(_) => unreachable!("the free list holds only free slots"),
+        }
+        head
     }
 
     /// Lets go of the task at address `task` in `slot`, if it is still there (the registry may
@@ -112,16 +155,23 @@ impl TaskHost {
     fn remove(&self, slot: u32, task: *const ()) {
         let removed = {
             let mut tasks = self.tasks.borrow_mut();
-            let entry = tasks.entries.get_mut(slot as usize);
-            match entry {
-                Some(entry)
-                    if entry
-                        .as_ref()
-                        .is_some_and(|t| Arc::as_ptr(t).cast::<()>() == task) =>
-                {
-                    let removed = entry.take();
-                    tasks.free.push(slot);
-                    removed
+            let tasks = &mut *tasks;
+            let ours = |entry: &Slot| matches!(entry, Slot::Live(t) if Arc::as_ptr(t).cast::<()>() == task);
+            match tasks.entries.get_mut(slot as usize) {
+                Some(entry) if ours(entry) => {
+                    let removed = std::mem::replace(entry, Slot::Free(tasks.free_head));
+                    tasks.free_head = slot;
+                    tasks.live -= 1;
+                    if tasks.live == 0 {
+                        // Every task ended: start over, and give a burst's buffer back.
+                        tasks.free_head = NO_SLOT;
+                        if tasks.entries.capacity() > KEEP_SLOTS {
+                            tasks.entries = Vec::new();
+                        } else {
+                            tasks.entries.clear();
+                        }
+                    }
+                    Some(removed)
                 }
                 _ => None,
             }
@@ -136,9 +186,7 @@ impl TaskHost {
         let mut pending: Vec<_> = self
             .tasks
             .borrow()
-            .entries
-            .iter()
-            .flatten()
+            .live()
             .filter(|t| t.status() == Status::Pending)
             .cloned()
             .collect();
@@ -154,7 +202,7 @@ impl TaskHost {
             if tasks.entries.is_empty() {
                 break;
             }
-            let mut tasks: Vec<_> = tasks.entries.into_iter().flatten().collect();
+            let mut tasks: Vec<_> = tasks.into_live().collect();
             tasks.sort_unstable_by_key(|t| t.id());
             for task in tasks {
                 task.abandon(Cancelled::with_message("Event loop is closed"));
