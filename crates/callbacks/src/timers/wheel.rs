@@ -27,9 +27,8 @@
 //!   every entry of a higher one, and within a level the lowest occupied slot is the earliest;
 //! - a key whose deadline is `u64::MAX` means "never": it sits in `never` and is never popped.
 //!
-//! The cursor may run ahead of the clock: removing a cancelled head that is not due yet brings
-//! its slot down early. Timers filed before the cursor then go to `near`, which is exact for any
-//! deadline; it is only a plain heap for them until the clock catches up.
+//! Removing a cancelled head that is not due yet turns its slot into a heap (once) rather than
+//! bringing the slot down early, so the cursor never runs ahead of the clock.
 
 use std::collections::BinaryHeap;
 
@@ -55,42 +54,147 @@ const NEAR_PREFETCH: usize = 32;
 /// The deadline that means "never".
 pub(super) const NEVER: u64 = u64::MAX;
 
-/// One slot of a level: unsorted, with the place of its earliest entry kept up to date.
-#[derive(Default)]
-struct Slot {
-    entries: Vec<Entry>,
-    /// The key of the earliest entry (meaningless while empty).
-    min_key: u128,
-    /// Where the earliest entry is in `entries`.
-    min_at: usize,
+/// One slot of a level. It starts unsorted, with the place of its earliest entry kept up to
+/// date, so filing a timer is an append. A slot whose earliest entry must go before it is due
+/// (a cancelled head) becomes a heap instead, once: removing the minimum of an unsorted slot
+/// would be a search each time, and bringing the slot down early would move the cursor ahead
+/// of the clock (every later timer would then land in `near`, one big heap).
+enum Slot {
+    Unsorted {
+        entries: Vec<Entry>,
+        /// The key of the earliest entry (meaningless while empty).
+        min_key: u128,
+        /// Where the earliest entry is in `entries`.
+        min_at: usize,
+    },
+    Heap(BinaryHeap<Entry>),
+}
+
+impl Default for Slot {
+    fn default() -> Slot {
+        Slot::unsorted(Vec::new())
+    }
 }
 
 impl Slot {
+    /// An unsorted slot holding `entries` (which must be empty or have their minimum found by
+    /// [`rescan`](Slot::rescan)).
+    fn unsorted(entries: Vec<Entry>) -> Slot {
+        Slot::Unsorted {
+            entries,
+            min_key: 0,
+            min_at: 0,
+        }
+    }
+
     #[inline]
     fn push(&mut self, entry: Entry) {
-        let key = entry.key();
-        if self.entries.is_empty() || key < self.min_key {
-            self.min_key = key;
-            self.min_at = self.entries.len();
+        match self {
+            Slot::Unsorted {
+                entries,
+                min_key,
+                min_at,
+            } => {
+                let key = entry.key();
+                if entries.is_empty() || key < *min_key {
+                    *min_key = key;
+                    *min_at = entries.len();
+                }
+                entries.push(entry);
+            }
+            Slot::Heap(heap) => heap.push(entry),
         }
-        self.entries.push(entry);
     }
 
     fn peek(&self) -> Option<&Entry> {
-        self.entries.get(self.min_at)
+        match self {
+            Slot::Unsorted {
+                entries, min_at, ..
+            } => entries.get(*min_at),
+            Slot::Heap(heap) => heap.peek(),
+        }
     }
 
-    /// Finds the earliest entry again, after entries were removed.
+    /// Removes the earliest entry, turning the slot into a heap first.
+    fn pop(&mut self) -> Option<Entry> {
+        if let Slot::Unsorted { entries, .. } = self {
+            *self = Slot::Heap(BinaryHeap::from(std::mem::take(entries)));
+        }
+        match self {
+            Slot::Heap(heap) => heap.pop(),
+            Slot::Unsorted { .. } => unreachable!("made a heap above"),
+        }
+    }
+
+    /// Takes every entry out, in no particular order; the slot is left empty and unsorted, with
+    /// its buffer.
+    fn take(&mut self) -> Vec<Entry> {
+        let entries = match self {
+            Slot::Unsorted { entries, .. } => std::mem::take(entries),
+            Slot::Heap(heap) => std::mem::take(heap).into_vec(),
+        };
+        *self = Slot::default();
+        entries
+    }
+
+    /// Gives the slot `buffer` (empty) to file into, keeping its allocation.
+    fn give_buffer(&mut self, buffer: Vec<Entry>) {
+        debug_assert!(self.len() == 0 && buffer.is_empty());
+        *self = Slot::unsorted(buffer);
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Slot::Unsorted { entries, .. } => entries.len(),
+            Slot::Heap(heap) => heap.len(),
+        }
+    }
+
+    fn capacity(&self) -> usize {
+        match self {
+            Slot::Unsorted { entries, .. } => entries.capacity(),
+            Slot::Heap(heap) => heap.capacity(),
+        }
+    }
+
+    /// Keeps the entries for which `keep` is true; the slot goes back to unsorted.
+    fn retain(&mut self, keep: &mut impl FnMut(&Entry) -> bool) {
+        let mut entries = self.take();
+        entries.retain(|e| keep(e));
+        *self = Slot::unsorted(entries);
+        self.rescan();
+    }
+
+    /// Frees the buffer of an empty slot that grew past `keep`, and shrinks one four times
+    /// bigger than needed.
+    fn trim(&mut self, keep: usize) {
+        let mut entries = self.take();
+        if entries.is_empty() && entries.capacity() > keep {
+            entries = Vec::new();
+        } else if entries.capacity() > 4 * entries.len().max(keep) {
+            entries.shrink_to_fit();
+        }
+        *self = Slot::unsorted(entries);
+        self.rescan();
+    }
+
+    /// Finds the earliest entry of an unsorted slot again, after entries were removed.
     fn rescan(&mut self) {
-        let (at, key) = self
-            .entries
-            .iter()
-            .enumerate()
-            .map(|(i, e)| (i, e.key()))
-            .min_by_key(|&(_, key)| key)
-            .unwrap_or((0, 0));
-        self.min_at = at;
-        self.min_key = key;
+        if let Slot::Unsorted {
+            entries,
+            min_key,
+            min_at,
+        } = self
+        {
+            let (at, key) = entries
+                .iter()
+                .enumerate()
+                .map(|(i, e)| (i, e.key()))
+                .min_by_key(|&(_, key)| key)
+                .unwrap_or((0, 0));
+            *min_at = at;
+            *min_key = key;
+        }
     }
 }
 
@@ -200,17 +304,21 @@ impl Wheel {
         self.levels[l].slots[s].peek()
     }
 
-    /// Removes the earliest entry wherever it is, due or not (for dropping cancelled heads). Its
-    /// slot is brought down to `near` first, which may move the cursor ahead of the clock.
+    /// Removes the earliest entry wherever it is, due or not (for dropping cancelled heads),
+    /// without moving the cursor.
     pub(super) fn pop(&mut self) -> Option<Entry> {
-        loop {
-            if let Some(entry) = self.near.pop() {
-                self.len -= 1;
-                return Some(entry);
-            }
-            let (l, s) = self.first_slot()?;
-            self.bring_down(l, s);
+        if let Some(entry) = self.near.pop() {
+            self.len -= 1;
+            return Some(entry);
         }
+        let (l, s) = self.first_slot()?;
+        let level = &mut self.levels[l];
+        let entry = level.slots[s].pop();
+        if level.slots[s].len() == 0 {
+            level.occupied &= !((1 as Occupied) << s);
+        }
+        self.len -= 1;
+        entry
     }
 
     /// Removes the earliest entry if its deadline is before `end`, bringing the slot it sits in
@@ -247,7 +355,7 @@ impl Wheel {
         let start = slot_start(self.cursor, l, s);
         let level = &mut self.levels[l];
         level.occupied &= !((1 as Occupied) << s);
-        let mut entries = std::mem::take(&mut level.slots[s].entries);
+        let mut entries = level.slots[s].take();
         if l == 0 {
             // Everything in this slot lies in [start, start + granule): it becomes `near`, and
             // the cursor its last tick. (A timer filed later at that very tick goes after the
@@ -262,13 +370,13 @@ impl Wheel {
                 entry.handle.prefetch();
             }
             let old = std::mem::replace(&mut self.near, BinaryHeap::from(entries));
-            level.slots[s].entries = old.into_vec();
+            level.slots[s].give_buffer(old.into_vec());
         } else {
             self.cursor = start;
             for entry in entries.drain(..) {
                 self.file(entry);
             }
-            self.levels[l].slots[s].entries = entries;
+            self.levels[l].slots[s].give_buffer(entries);
         }
     }
 
@@ -295,17 +403,12 @@ impl Wheel {
         for level in self.levels.iter_mut() {
             for (s, slot) in level.slots.iter_mut().enumerate() {
                 if level.occupied & ((1 as Occupied) << s) != 0 {
-                    slot.entries.retain(&mut keep);
-                    slot.rescan();
+                    slot.retain(&mut keep);
                 }
-                if slot.entries.is_empty() {
+                if slot.len() == 0 {
                     level.occupied &= !((1 as Occupied) << s);
-                    if slot.entries.capacity() > KEEP_CAPACITY {
-                        slot.entries = Vec::new();
-                    }
-                } else {
-                    shrink(&mut slot.entries);
                 }
+                slot.trim(KEEP_CAPACITY);
             }
         }
         self.never.retain(&mut keep);
@@ -316,7 +419,7 @@ impl Wheel {
                 .levels
                 .iter()
                 .flat_map(|level| level.slots.iter())
-                .map(|slot| slot.entries.len())
+                .map(Slot::len)
                 .sum::<usize>();
         self.peak = self.len;
     }
@@ -327,7 +430,7 @@ impl Wheel {
         all.extend(std::mem::take(&mut self.near).into_vec());
         for level in self.levels.iter_mut() {
             for slot in level.slots.iter_mut() {
-                all.append(&mut slot.entries);
+                all.extend(std::mem::take(slot).take());
             }
             level.occupied = 0;
         }
@@ -344,7 +447,7 @@ impl Wheel {
                 .levels
                 .iter()
                 .flat_map(|level| level.slots.iter())
-                .map(|slot| slot.entries.capacity())
+                .map(Slot::capacity)
                 .sum::<usize>()
     }
 
@@ -464,17 +567,23 @@ mod tests {
         );
     }
 
-    /// A removed head that was not due (a cancelled one) brings its slot down early; timers
-    /// filed afterwards, earlier than it, still come first, and nothing fires early.
+    /// A removed head that was not due (a cancelled one) leaves the cursor where it was: timers
+    /// filed afterwards go to their slots, not to `near`, and still come out in order.
     #[test]
-    fn removing_a_head_that_is_not_due_keeps_later_timers_in_order() {
+    fn removing_a_head_that_is_not_due_keeps_the_cursor_and_the_order() {
         let start = 1 << 62;
         let mut wheel = Wheel::new(start);
         let far = start + (9 << shift(3));
         wheel.push(entry(far, 0));
         wheel.push(entry(far + 5, 1));
         assert_eq!(wheel.pop().map(|e| e.seq), Some(0));
-        assert!(wheel.cursor > start, "the cursor ran ahead of the clock");
+        assert_eq!(wheel.cursor, start, "the cursor stays with the clock");
+        wheel.push(entry(start + (1 << shift(2)), 5));
+        assert!(
+            wheel.near.is_empty(),
+            "a later timer is filed in the levels"
+        );
+        assert_eq!(wheel.pop().map(|e| e.seq), Some(5));
         wheel.push(entry(start + 10, 2));
         wheel.push(entry(far + 1, 3));
         wheel.push(entry(start + 5, 4));
