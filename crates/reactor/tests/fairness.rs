@@ -219,6 +219,24 @@ fn a_cross_thread_round_trip_polls_once() {
     lp.close().unwrap();
 }
 
+/// Sends `callback` from another thread once the loop thread (this one) blocks in epoll_wait
+/// (syscall 232 on x86_64), so that the loop's poll ends with the wake-up alone.
+#[cfg(target_arch = "x86_64")]
+fn send_once_blocked(
+    remote: RemoteHandle,
+    callback: impl FnOnce() + Send + 'static,
+) -> std::thread::JoinHandle<()> {
+    // SAFETY: gettid has no preconditions.
+    let loop_thread = unsafe { libc::gettid() };
+    std::thread::spawn(move || {
+        let syscall = format!("/proc/self/task/{loop_thread}/syscall");
+        evloop_test_support::eventually("the loop blocks in epoll_wait", || {
+            std::fs::read_to_string(&syscall).is_ok_and(|s| s.starts_with("232 "))
+        });
+        remote.call_soon_threadsafe(callback).unwrap();
+    })
+}
+
 /// After another thread's wake-up the next run still polls before it runs ready work, as
 /// asyncio's `run_once` does: readiness that is already there is seen. (Were a run to skip its
 /// poll inside the window, this fails when the two runs follow each other within it, which an
@@ -235,21 +253,8 @@ fn a_run_right_after_a_wake_up_still_sees_ready_io() {
         move || read.set(true)
     })
     .unwrap();
-    let remote = lp.remote();
-    // SAFETY: gettid has no preconditions.
-    let loop_thread = unsafe { libc::gettid() };
-    let waker = std::thread::spawn(move || {
-        // Wake the loop only once it blocks in epoll_wait (syscall 232 on x86_64), so that
-        // its poll ends with the wake-up alone.
-        let syscall = format!("/proc/self/task/{loop_thread}/syscall");
-        evloop_test_support::eventually("the loop blocks in epoll_wait", || {
-            std::fs::read_to_string(&syscall).is_ok_and(|s| s.starts_with("232 "))
-        });
-        remote
-            .call_soon_threadsafe(|| {
-                get_running_loop().unwrap().call_soon(|| ()).unwrap();
-            })
-            .unwrap();
+    let waker = send_once_blocked(lp.remote(), || {
+        get_running_loop().unwrap().call_soon(|| ()).unwrap();
     });
     // The blocking poll ends with the wake-up alone; its callback leaves work ready.
     lp.run_once().unwrap();
@@ -258,6 +263,76 @@ fn a_run_right_after_a_wake_up_still_sees_ready_io() {
     lp.run_once().unwrap();
     assert!(read.get(), "the second run polled and ran the reader");
     waker.join().unwrap();
+    assert!(lp.remove_reader(fd));
+    lp.close().unwrap();
+}
+
+/// The same with only other threads' items waiting at the second run: it polls first too.
+#[test]
+fn a_run_with_only_threadsafe_work_waiting_still_polls_first() {
+    let lp = EventLoop::new().unwrap();
+    let (reader, mut writer) = UnixStream::pair().unwrap();
+    let read = Rc::new(Cell::new(false));
+    let fd = reader.as_raw_fd();
+    lp.add_reader(fd, {
+        let read = read.clone();
+        move || read.set(true)
+    })
+    .unwrap();
+    let remote = lp.remote();
+    remote.call_soon_threadsafe(|| ()).unwrap();
+    lp.run_once().unwrap();
+    writer.write_all(b"x").unwrap();
+    remote.call_soon_threadsafe(|| ()).unwrap();
+    lp.run_once().unwrap();
+    assert!(read.get(), "the second run polled and ran the reader");
+    assert!(lp.remove_reader(fd));
+    lp.close().unwrap();
+}
+
+/// A callback from another thread that writes to a socket the loop watches, then schedules G,
+/// which schedules H: asyncio's poll before G's batch sees the readiness, so the reader runs
+/// between G and H. Skipping polls after the wake-up must not change that.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn io_caused_by_another_threads_callback_keeps_asyncios_order() {
+    thread_local! {
+        static ORDER: std::cell::RefCell<Vec<&'static str>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    fn note(step: &'static str) {
+        ORDER.with(|order| {
+            let mut order = order.borrow_mut();
+            order.push(step);
+            if order.contains(&"R") && order.contains(&"H") {
+                get_running_loop().unwrap().stop();
+            }
+        });
+    }
+    let lp = EventLoop::new().unwrap();
+    let (reader, writer) = UnixStream::pair().unwrap();
+    let fd = reader.as_raw_fd();
+    lp.add_reader(fd, move || {
+        let mut byte = [0u8; 1];
+        let _ = std::io::Read::read(&mut &reader, &mut byte);
+        note("R");
+    })
+    .unwrap();
+    let waker = send_once_blocked(lp.remote(), move || {
+        (&writer).write_all(b"x").unwrap();
+        note("F");
+        get_running_loop()
+            .unwrap()
+            .call_soon(|| {
+                note("G");
+                get_running_loop().unwrap().call_soon(|| note("H")).unwrap();
+            })
+            .unwrap();
+    });
+    lp.run_forever().unwrap();
+    waker.join().unwrap();
+    // (The writer is dropped with F's closure: the reader may run once more for the EOF.)
+    let order = ORDER.with(|order| order.borrow().clone());
+    assert_eq!(order[..4], ["F", "G", "R", "H"], "{order:?}");
     assert!(lp.remove_reader(fd));
     lp.close().unwrap();
 }
