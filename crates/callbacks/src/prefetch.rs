@@ -10,13 +10,14 @@
 /// architecture has no such hint.
 #[inline(always)]
 pub(crate) fn prefetch<T>(ptr: *const T) {
-    #[cfg(target_arch = "x86_64")]
+    // (Miri has no cache to warm and cannot run the intrinsic.)
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
     {
         use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
         // SAFETY: SSE is part of the x86_64 baseline, so the instruction exists; a prefetch
         // never faults and reads nothing the program can observe, whatever the address.
         unsafe { _mm_prefetch::<_MM_HINT_T0>(ptr.cast::<i8>()) };
     }
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(not(all(target_arch = "x86_64", not(miri))))]
     let _ = ptr;
 }

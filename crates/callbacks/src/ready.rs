@@ -167,7 +167,6 @@ const PREFETCH_AHEAD: usize = 8;
 /// assert!(queue.is_empty());
 /// ```
 #[derive(Debug, Default)]
-
 pub struct ReadyQueue {
     entries: VecDeque<Ready>,
 }

@@ -150,6 +150,7 @@ impl Slot {
         }
     }
 
+    #[cfg(test)]
     fn capacity(&self) -> usize {
         match self {
             Slot::Unsorted { entries, .. } => entries.capacity(),
