@@ -145,7 +145,8 @@ impl EventLoop {
         // After a wake-up, the ready work may have caused I/O (a callback writing to a socket
         // the loop watches) that asyncio's poll would see at once: skip only when the loop
         // watches no source at all, so that the poll could not have found anything.
-        if !only_remote && !(inner.woken_by_remote.get() && inner.io.registry.len() == 0) {
+        let aftermath = inner.woken_by_remote.get() && inner.io.registry.len() == 0;
+        if !(only_remote || aftermath) {
             return false;
         }
         let now = Instant::now();
