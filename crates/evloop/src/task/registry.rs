@@ -49,9 +49,6 @@ enum Slot {
 
 const NO_SLOT: u32 = u32::MAX;
 
-/// Below this many entries an emptied slab keeps its buffer.
-const KEEP_SLOTS: usize = 1024;
-
 impl Default for Slab {
     fn default() -> Slab {
         Slab {
@@ -163,13 +160,10 @@ impl TaskHost {
                     tasks.free_head = slot;
                     tasks.live -= 1;
                     if tasks.live == 0 {
-                        // Every task ended: start over, and give a burst's buffer back.
+                        // Every task ended: start over at slot 0 (keeping the buffer, as the
+                        // ready queue does, for the next run's tasks).
                         tasks.free_head = NO_SLOT;
-                        if tasks.entries.capacity() > KEEP_SLOTS {
-                            tasks.entries = Vec::new();
-                        } else {
-                            tasks.entries.clear();
-                        }
+                        tasks.entries.clear();
                     }
                     Some(removed)
                 }
