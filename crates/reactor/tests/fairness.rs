@@ -237,6 +237,18 @@ fn send_once_blocked(
     })
 }
 
+/// A socket pair whose reading end the loop watches: the flag says the reader ran.
+fn watched_pair(lp: &EventLoop) -> (UnixStream, UnixStream, Rc<Cell<bool>>) {
+    let (reader, writer) = UnixStream::pair().unwrap();
+    let read = Rc::new(Cell::new(false));
+    lp.add_reader(reader.as_raw_fd(), {
+        let read = read.clone();
+        move || read.set(true)
+    })
+    .unwrap();
+    (reader, writer, read)
+}
+
 /// After another thread's wake-up the next run still polls before it runs ready work, as
 /// asyncio's `run_once` does: readiness that is already there is seen. (Were a run to skip its
 /// poll inside the window, this fails when the two runs follow each other within it, which an
@@ -245,14 +257,8 @@ fn send_once_blocked(
 #[test]
 fn a_run_right_after_a_wake_up_still_sees_ready_io() {
     let lp = EventLoop::new().unwrap();
-    let (reader, mut writer) = UnixStream::pair().unwrap();
-    let read = Rc::new(Cell::new(false));
+    let (reader, mut writer, read) = watched_pair(&lp);
     let fd = reader.as_raw_fd();
-    lp.add_reader(fd, {
-        let read = read.clone();
-        move || read.set(true)
-    })
-    .unwrap();
     let waker = send_once_blocked(lp.remote(), || {
         get_running_loop().unwrap().call_soon(|| ()).unwrap();
     });
@@ -271,14 +277,8 @@ fn a_run_right_after_a_wake_up_still_sees_ready_io() {
 #[test]
 fn a_run_with_only_threadsafe_work_waiting_still_polls_first() {
     let lp = EventLoop::new().unwrap();
-    let (reader, mut writer) = UnixStream::pair().unwrap();
-    let read = Rc::new(Cell::new(false));
+    let (reader, mut writer, read) = watched_pair(&lp);
     let fd = reader.as_raw_fd();
-    lp.add_reader(fd, {
-        let read = read.clone();
-        move || read.set(true)
-    })
-    .unwrap();
     let remote = lp.remote();
     remote.call_soon_threadsafe(|| ()).unwrap();
     lp.run_once().unwrap();
