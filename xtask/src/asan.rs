@@ -15,8 +15,9 @@ use crate::{TaskResult, has_nextest, root, run};
 
 const TARGET: &str = "x86_64-unknown-linux-gnu";
 
-/// Tests that leak on purpose, excluded by name, and why each does.
-const LEAK_ON_PURPOSE: &[(&str, &str)] = &[
+/// Tests excluded by name, and why: most leak on purpose; one times a window that instrumented
+/// code is too slow to stay inside (the normal test step runs it).
+const EXCLUDED: &[(&str, &str)] = &[
     (
         "run_cancels_leftover_tasks_waits_for_them_and_reports_their_panics",
         "forgets a task handle so that run()'s shutdown has an unretrieved panic to report",
@@ -32,6 +33,10 @@ const LEAK_ON_PURPOSE: &[(&str, &str)] = &[
     (
         "a_guard_of_another_lock_is_refused",
         "its run fails on purpose, and vrun_within then forgets the runner unclosed",
+    ),
+    (
+        "a_cross_thread_round_trip_polls_once",
+        "counts polls skipped inside a 50 us window, which ASan's slowdown overruns; not a memory check",
     ),
 ];
 
@@ -50,13 +55,13 @@ pub(crate) fn asan() -> TaskResult {
         );
         return Ok(());
     }
-    for (name, why) in LEAK_ON_PURPOSE {
-        println!("excluded, leaks on purpose: {name} ({why})");
+    for (name, why) in EXCLUDED {
+        println!("excluded: {name} ({why})");
     }
     let mut cmd = Command::new("cargo");
     cmd.arg("+nightly");
     if has_nextest() {
-        let filter = LEAK_ON_PURPOSE
+        let filter = EXCLUDED
             .iter()
             // By the name's last segment: a test moved into a module of a test binary
             // (`runner::name`) is still the same test.
@@ -78,7 +83,7 @@ pub(crate) fn asan() -> TaskResult {
     ]);
     if !has_nextest() {
         cmd.arg("--");
-        for (name, _) in LEAK_ON_PURPOSE {
+        for (name, _) in EXCLUDED {
             cmd.args(["--skip", name]);
         }
     }
