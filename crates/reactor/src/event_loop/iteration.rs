@@ -27,13 +27,13 @@ const MAX_POLL_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 /// at the first; a few retries ride out a transient ENOMEM without spinning on a broken epoll).
 const MAX_POLL_FAILURES: u32 = 10;
 
-/// An iteration skips its non-blocking poll when the reactor was polled less than this long ago
-/// and its work came from other threads: either only their items are waiting, or the last poll
-/// blocked until another thread woke the loop, this iteration runs what followed from that (the
-/// callbacks and task steps a `call_soon_threadsafe` reply scheduled), and the loop watches no
-/// I/O source, so that the poll could find nothing. A cross-thread round trip then costs one
-/// `epoll_wait`, the blocking one, while I/O readiness is still collected at least this often
-/// under any stream of work from other threads.
+/// On a loop that watches no I/O source, an iteration skips its non-blocking poll when the
+/// reactor was polled less than this long ago and its work came from other threads: either only
+/// their items are waiting, or the last poll blocked until another thread woke the loop and this
+/// iteration runs what followed from that (the callbacks and task steps a
+/// `call_soon_threadsafe` reply scheduled). Such a poll could find nothing but the waker. A
+/// cross-thread round trip then costs one `epoll_wait`, the blocking one, while due timers are
+/// still moved in every iteration and the window bounds how long a poll waits.
 pub(super) const POLL_SKIP_WINDOW: Duration = Duration::from_micros(50);
 
 /// How one poll of the reactor went, when it did not end the run.
@@ -127,26 +127,25 @@ impl EventLoop {
         }
     }
 
-    /// Whether this iteration may go without polling (see [`POLL_SKIP_WINDOW`]): nothing but
-    /// zero-timeout work, no stop pending, the reactor polled within the window, and either only
-    /// other threads' items waiting, or the aftermath of another thread's wake-up on a loop that
-    /// watches no I/O source. Work from another thread arrives at no particular point relative
-    /// to the poll, so running it before the next poll is an order asyncio could have produced,
-    /// and a poll of no source can only find the waker; the window bounds how late I/O can be.
-    /// Returns false, and notes the time of the poll about to happen when only other threads'
-    /// items wait, otherwise.
+    /// Whether this iteration may go without polling (see [`POLL_SKIP_WINDOW`]): the loop
+    /// watches no I/O source, so a poll could only find the waker; nothing but zero-timeout work,
+    /// no stop pending, the reactor polled within the window; and either only other threads'
+    /// items waiting or the aftermath of another thread's wake-up. Returns false, and notes the
+    /// time of the poll about to happen when only other threads' items wait, otherwise.
     #[inline]
     fn may_skip_poll(&self, timeout: Option<Duration>) -> bool {
         let inner = &*self.inner;
         if timeout != Some(Duration::ZERO) || inner.stopping.get() {
             return false;
         }
+        // What ran since the last poll may have caused I/O (a callback writing to a socket the
+        // loop watches) that asyncio's poll would see at once: skip only when the loop watches
+        // no source at all, so that the poll could not have found anything but the waker.
+        if inner.io.registry.len() != 0 {
+            return false;
+        }
         let only_remote = inner.ready.borrow().is_empty();
-        // After a wake-up, the ready work may have caused I/O (a callback writing to a socket
-        // the loop watches) that asyncio's poll would see at once: skip only when the loop
-        // watches no source at all, so that the poll could not have found anything.
-        let aftermath = inner.woken_by_remote.get() && inner.io.registry.len() == 0;
-        if !(only_remote || aftermath) {
+        if !(only_remote || inner.woken_by_remote.get()) {
             return false;
         }
         let now = Instant::now();
