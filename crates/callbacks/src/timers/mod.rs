@@ -4,8 +4,8 @@
 //! (asyncio leaves that order undefined; uvloop and evloop use FIFO). Cancelled timers are not
 //! searched for and removed: they stay in the store and are dropped lazily by the clean-up rule
 //! of asyncio's `_run_once`, which bounds its size without making `cancel` a search. The store
-//! itself is a timing wheel of small heaps ([`wheel`]), whose cost per timer does not grow with
-//! the number of timers the way one big heap's does.
+//! itself is a timing wheel that sorts only what is about to fire ([`wheel`]), whose cost per
+//! timer does not grow with the number of timers the way one big heap's does.
 
 mod wheel;
 
