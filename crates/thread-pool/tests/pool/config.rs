@@ -26,18 +26,10 @@ fn threads_are_named_prefix_n() {
         .thread_name_prefix("tnm")
         .build()
         .unwrap();
-    let barrier = Arc::new(Barrier::new(3));
-    let futures: Vec<_> = (0..3)
-        .map(|_| {
-            let barrier = Arc::clone(&barrier);
-            pool.submit(move || {
-                barrier.wait();
-                thread::current().name().unwrap().to_owned()
-            })
-            .unwrap()
-        })
-        .collect();
-    let names: HashSet<String> = futures.into_iter().map(|f| f.wait().unwrap()).collect();
+    let names: HashSet<String> =
+        on_workers_at_once(&pool, 3, || thread::current().name().unwrap().to_owned())
+            .into_iter()
+            .collect();
     let expected: HashSet<String> = ["tnm_0", "tnm_1", "tnm_2"].map(String::from).into();
     assert_eq!(names, expected);
     // The OS sees the same names.

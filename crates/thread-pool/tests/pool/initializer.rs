@@ -62,19 +62,7 @@ fn initializer_runs_once_per_worker_thread() {
         })
         .build()
         .unwrap();
-    let barrier = Arc::new(Barrier::new(3));
-    let futures: Vec<_> = (0..3)
-        .map(|_| {
-            let barrier = Arc::clone(&barrier);
-            pool.submit(move || {
-                barrier.wait();
-            })
-            .unwrap()
-        })
-        .collect();
-    for future in futures {
-        future.wait().unwrap();
-    }
+    on_workers_at_once(&pool, 3, || ());
     for _ in 0..20 {
         pool.submit(|| ()).unwrap().wait().unwrap();
     }

@@ -40,6 +40,28 @@ fn blocked_pool(
     (pool, release, blocker)
 }
 
+/// Runs `job` as `workers` jobs that all wait at one barrier before they finish, so that the pool
+/// must run them on that many threads at once; returns their results in submission order.
+fn on_workers_at_once<T: Send + 'static>(
+    pool: &ThreadPoolExecutor,
+    workers: usize,
+    job: impl Fn() -> T + Clone + Send + 'static,
+) -> Vec<T> {
+    let barrier = Arc::new(Barrier::new(workers));
+    let futures: Vec<_> = (0..workers)
+        .map(|_| {
+            let (barrier, job) = (Arc::clone(&barrier), job.clone());
+            pool.submit(move || {
+                let out = job();
+                barrier.wait();
+                out
+            })
+            .unwrap()
+        })
+        .collect();
+    futures.into_iter().map(|f| f.wait().unwrap()).collect()
+}
+
 mod config;
 mod futures;
 mod initializer;

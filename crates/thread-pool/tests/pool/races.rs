@@ -110,19 +110,7 @@ fn idle_workers_sleep_without_burning_cpu() {
             .thread_name_prefix("idl")
             .build()
             .unwrap();
-        let barrier = Arc::new(Barrier::new(4));
-        let futures: Vec<_> = (0..4)
-            .map(|_| {
-                let barrier = Arc::clone(&barrier);
-                pool.submit(move || {
-                    barrier.wait();
-                })
-                .unwrap()
-            })
-            .collect();
-        for future in futures {
-            future.wait().unwrap();
-        }
+        on_workers_at_once(&pool, 4, || ());
         assert_eq!(threads_named("idl_"), 4);
         // Let them finish their few yield rounds and fall asleep.
         thread::sleep(Duration::from_millis(100));

@@ -91,21 +91,8 @@ fn no_thread_left_behind_after_shutdown() {
             .thread_name_prefix("lbh")
             .build()
             .unwrap();
-        let barrier = Arc::new(Barrier::new(4));
-        let futures: Vec<_> = (0..4)
-            .map(|_| {
-                let barrier = Arc::clone(&barrier);
-                let exited = Arc::clone(&exited);
-                pool.submit(move || {
-                    count_my_thread_exit(&exited);
-                    barrier.wait();
-                })
-                .unwrap()
-            })
-            .collect();
-        for future in futures {
-            future.wait().unwrap();
-        }
+        let on_exit = Arc::clone(&exited);
+        on_workers_at_once(&pool, 4, move || count_my_thread_exit(&on_exit));
         assert_eq!(threads_named("lbh_"), 4);
         pool.shutdown(true, false);
         // Joined, not merely told to stop: every worker has finished when shutdown returns.
