@@ -36,10 +36,21 @@ const MAX_POLL_FAILURES: u32 = 10;
 /// still moved in every iteration and the window bounds how long a poll waits.
 pub(super) const POLL_SKIP_WINDOW: Duration = Duration::from_micros(50);
 
+/// What a poll found.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Readiness {
+    None,
+    /// Only the loop's own waker: other threads sent something.
+    WakerOnly,
+    /// At least one I/O event.
+    Io,
+}
+
 /// How one poll of the reactor went, when it did not end the run.
 enum Polled {
     /// The poll returned (with events, or none, or interrupted by a signal): dispatch them.
-    Events,
+    /// `blocked`: it was a blocking poll.
+    Events { blocked: bool },
     /// The poll failed; the failure was reported and the iteration goes on without I/O.
     Failed,
 }
@@ -86,12 +97,18 @@ impl EventLoop {
         }
         let (timeout, jump_to) = self.virtual_clock_wait(timeout);
         let polled = match self.poll_io(timeout) {
-            Ok(Polled::Events) => {
-                let io_happened = self.dispatch_events();
-                self.jump_virtual_clock(jump_to, io_happened);
+            Ok(Polled::Events { blocked }) => {
+                let readiness = self.dispatch_events();
+                self.inner
+                    .woken_by_remote
+                    .set(blocked && readiness == Readiness::WakerOnly);
+                self.jump_virtual_clock(jump_to, readiness == Readiness::Io);
                 Ok(())
             }
-            Ok(Polled::Failed) => Ok(()),
+            Ok(Polled::Failed) => {
+                self.inner.woken_by_remote.set(false);
+                Ok(())
+            }
             Err(error) => Err(error),
         };
         self.take_remote();
@@ -200,11 +217,6 @@ impl EventLoop {
             // A blocking poll just returned: the next iterations may skip theirs.
             inner.polled_at.set(Some(Instant::now()));
         }
-        let events = inner.events.borrow();
-        inner.woken_by_remote.set(
-            parked && !events.is_empty() && events.iter().all(|event| event.token() == WAKER_TOKEN),
-        );
-        drop(events);
         match result {
             Err(error) if error.kind() != io::ErrorKind::Interrupted => {
                 let errno = error.raw_os_error().unwrap_or(libc::EIO);
@@ -221,25 +233,29 @@ impl EventLoop {
             }
             _ => {
                 inner.poll_failures.set(0);
-                Ok(Polled::Events)
+                Ok(Polled::Events { blocked: parked })
             }
         }
     }
 
-    /// Hands the polled readiness to its sources; returns whether any event was I/O (not the
-    /// loop's own waker). Only wakers run here (fd callbacks are queued as handles), and the
-    /// poll is not borrowed, so a waker may even register a source.
-    fn dispatch_events(&self) -> bool {
+    /// Hands the polled readiness to its sources and says what it was. Only wakers run here
+    /// (fd callbacks are queued as handles), and the poll is not borrowed, so a waker may even
+    /// register a source.
+    fn dispatch_events(&self) -> Readiness {
         let inner = &*self.inner;
         let events = inner.events.borrow();
-        let mut io_happened = false;
+        let mut readiness = Readiness::None;
         for event in events.iter() {
-            if event.token() != WAKER_TOKEN {
-                io_happened = true;
+            if event.token() == WAKER_TOKEN {
+                if readiness == Readiness::None {
+                    readiness = Readiness::WakerOnly;
+                }
+            } else {
+                readiness = Readiness::Io;
                 inner.io.dispatch(event, self);
             }
         }
-        io_happened
+        readiness
     }
 
     /// Jumps a virtual clock to the deadline [`virtual_clock_wait`](Self::virtual_clock_wait)
