@@ -314,7 +314,16 @@ impl TimerHeap {
     /// asyncio's clean-up at the start of each iteration: rebuild the store without its cancelled
     /// timers when it holds more than 100 and more than half are cancelled; otherwise pop the
     /// cancelled ones off the head, so that the head is a live timer.
+    #[inline]
     pub fn clean_up(&mut self) {
+        // Most iterations of a loop without timers end here.
+        if self.wheel.len() == 0 && !self.wheel.wants_trim() {
+            return;
+        }
+        self.clean_up_store();
+    }
+
+    fn clean_up_store(&mut self) {
         let len = self.wheel.len();
         let cancelled = self.cancelled.get();
         if len > MIN_SCHEDULED_FOR_REBUILD
@@ -347,6 +356,7 @@ impl TimerHeap {
     /// timers that never come due do not count).
     ///
     /// [`clean_up`]: TimerHeap::clean_up
+    #[inline]
     pub fn next_deadline(&self) -> Option<Instant> {
         self.wheel.peek().map(|e| self.epoch.instant(e.ticks()))
     }

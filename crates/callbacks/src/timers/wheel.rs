@@ -297,7 +297,12 @@ impl Wheel {
     }
 
     /// The earliest entry, never-timers aside.
+    #[inline]
     pub(super) fn peek(&self) -> Option<&Entry> {
+        // A loop with no timers asks twice per iteration: answer without scanning the levels.
+        if self.len == self.never.len() {
+            return None;
+        }
         if let Some(head) = self.near.peek() {
             return Some(head);
         }
@@ -384,10 +389,22 @@ impl Wheel {
     /// Frees what empty slots hold and shrinks oversized ones once the wheel has shrunk to a
     /// quarter of its peak: memory follows the number of timers, at the cost of one pass over
     /// the slots per such drop.
+    #[inline]
     pub(super) fn trim_if_shrunk(&mut self) {
-        if self.peak > TRIM_PEAK && 4 * self.len < self.peak {
-            self.retain(|_| true);
+        if self.wants_trim() {
+            self.trim();
         }
+    }
+
+    /// Whether the wheel holds less than a quarter of a peak worth trimming after.
+    #[inline]
+    pub(super) fn wants_trim(&self) -> bool {
+        self.peak > TRIM_PEAK && 4 * self.len < self.peak
+    }
+
+    #[cold]
+    fn trim(&mut self) {
+        self.retain(|_| true);
     }
 
     /// Keeps only the entries for which `keep` is true, and trims.
