@@ -11,12 +11,13 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
 use evloop_reactor::{EventLoop, LoopError};
 
 use crate::error::{Cancelled, FutureError, InvalidState};
 use crate::task::{Cancellable, Waiter, different_loop, register_waiter, resolve_delegation};
+use crate::wakers::Wakers;
 
 enum State<T> {
     Pending,
@@ -30,7 +31,7 @@ struct Inner<T> {
     /// Where it was made (`create_future`'s caller): the task dump's "suspended at".
     created_at: &'static std::panic::Location<'static>,
     state: State<T>,
-    waiters: Vec<Waker>,
+    waiters: Wakers,
     callbacks: Vec<DoneCallback<T>>,
 }
 
@@ -68,7 +69,7 @@ impl<T: 'static> LoopFuture<T> {
                 lp: lp.clone(),
                 created_at: std::panic::Location::caller(),
                 state: State::Pending,
-                waiters: Vec::new(),
+                waiters: Wakers::default(),
                 callbacks: Vec::new(),
             })),
         }
@@ -159,14 +160,12 @@ fn complete<T: 'static>(
         }
         state.state = State::Done(outcome);
         (
-            std::mem::take(&mut state.waiters),
+            state.waiters.take(),
             std::mem::take(&mut state.callbacks),
             state.lp.clone(),
         )
     };
-    for waker in waiters {
-        waker.wake();
-    }
+    waiters.wake_all();
     for callback in callbacks {
         let me = LoopFuture {
             inner: inner.clone(),
@@ -210,9 +209,7 @@ impl<T: Clone + 'static> Future for LoopFuture<T> {
                 Poll::Ready(outcome)
             }
             State::Pending => {
-                if !inner.waiters.iter().any(|w| w.will_wake(cx.waker())) {
-                    inner.waiters.push(cx.waker().clone());
-                }
+                inner.waiters.register(cx.waker());
                 drop(inner);
                 register_waiter(self.waiter_id(), || Waiter::Other(self.inner.clone()));
                 Poll::Pending

@@ -10,6 +10,7 @@ use evloop_reactor::transport::{Protocol, Transport};
 
 use super::StoredError;
 use super::reader::StreamReader;
+use crate::wakers::Wakers;
 
 /// Flow control and the connection's end, shared by the protocol and the writer.
 #[derive(Default)]
@@ -17,22 +18,17 @@ pub(crate) struct Flow {
     pub(crate) paused: Cell<bool>,
     pub(crate) lost: Cell<bool>,
     pub(crate) lost_error: RefCell<Option<StoredError>>,
-    pub(crate) waiters: RefCell<Vec<Waker>>,
+    pub(crate) waiters: RefCell<Wakers>,
 }
 
 impl Flow {
     pub(crate) fn wake(&self) {
-        let waiters = std::mem::take(&mut *self.waiters.borrow_mut());
-        for waker in waiters {
-            waker.wake();
-        }
+        let waiters = self.waiters.borrow_mut().take();
+        waiters.wake_all();
     }
 
     pub(crate) fn wait(&self, waker: &Waker) {
-        let mut waiters = self.waiters.borrow_mut();
-        if !waiters.iter().any(|w| w.will_wake(waker)) {
-            waiters.push(waker.clone());
-        }
+        self.waiters.borrow_mut().register(waker);
     }
 }
 
