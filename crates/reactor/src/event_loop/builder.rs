@@ -84,7 +84,7 @@ impl Builder {
                 closed: Cell::new(false),
                 close_after_run: Cell::new(false),
                 poll_failures: Cell::new(0),
-                polled_at: Cell::new(None),
+                skip_polls_until: Cell::new(None),
                 woken_by_remote: Cell::new(false),
                 debug: Cell::new(self.debug.unwrap_or_else(debug_from_env)),
                 slow_callback: Cell::new(DEFAULT_SLOW_CALLBACK),

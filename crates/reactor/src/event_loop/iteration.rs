@@ -167,14 +167,16 @@ impl EventLoop {
         }
         let now = Instant::now();
         if inner
-            .polled_at
+            .skip_polls_until
             .get()
-            .is_some_and(|at| now.saturating_duration_since(at) < POLL_SKIP_WINDOW)
+            .is_some_and(|until| now < until)
         {
             return true;
         }
         if only_remote {
-            inner.polled_at.set(Some(now));
+            inner
+                .skip_polls_until
+                .set(now.checked_add(POLL_SKIP_WINDOW));
         }
         false
     }
@@ -215,7 +217,9 @@ impl EventLoop {
         if parked {
             inner.shared.queue.unpark();
             // A blocking poll just returned: the next iterations may skip theirs.
-            inner.polled_at.set(Some(Instant::now()));
+            inner
+                .skip_polls_until
+                .set(Instant::now().checked_add(POLL_SKIP_WINDOW));
         }
         match result {
             Err(error) if error.kind() != io::ErrorKind::Interrupted => {

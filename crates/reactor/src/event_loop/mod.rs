@@ -55,9 +55,10 @@ struct Inner {
     close_after_run: Cell<bool>,
     /// Polls that failed in a row (see [`MAX_POLL_FAILURES`](iteration::MAX_POLL_FAILURES)).
     poll_failures: Cell<u32>,
-    /// When the reactor was last polled, if recently known (see
-    /// [`POLL_SKIP_WINDOW`](iteration::POLL_SKIP_WINDOW)).
-    polled_at: Cell<Option<Instant>>,
+    /// The end of the window after the last poll, if recently known (see
+    /// [`POLL_SKIP_WINDOW`](iteration::POLL_SKIP_WINDOW)); kept as the window's end so that the
+    /// check costs one comparison of instants.
+    skip_polls_until: Cell<Option<Instant>>,
     /// The last poll blocked and was ended by another thread's wake-up alone (no I/O): the
     /// iterations that run what it brought may skip their polls within the window.
     woken_by_remote: Cell<bool>,

@@ -99,7 +99,7 @@ impl EventLoop {
         // Each run polls before it first runs its ready work (a `run_once` sees the I/O that is
         // already there, as asyncio's does).
         self.inner.woken_by_remote.set(false);
-        self.inner.polled_at.set(None);
+        self.inner.skip_polls_until.set(None);
         RUNNING.with(|running| *running.borrow_mut() = Some(self.clone()));
         RUNNING_ID.with(|id| id.set(self.inner.id));
         RUNNING_INNER.with(|ptr| ptr.set(Rc::as_ptr(&self.inner)));
