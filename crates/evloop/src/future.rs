@@ -17,7 +17,7 @@ use evloop_reactor::{EventLoop, LoopError};
 
 use crate::error::{Cancelled, FutureError, InvalidState};
 use crate::task::{Cancellable, Waiter, different_loop, register_waiter, resolve_delegation};
-use crate::wakers::Wakers;
+use evloop_reactor::Wakers;
 
 enum State<T> {
     Pending,

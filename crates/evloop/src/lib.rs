@@ -74,7 +74,6 @@ mod threadsafe;
 mod time;
 #[cfg(feature = "net")]
 pub mod tls;
-mod wakers;
 
 pub use combinators::{
     EmptyWait, Gather, GatherSettled, ReturnWhen, Shield, gather, gather_settled, shield, wait,

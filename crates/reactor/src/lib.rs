@@ -55,6 +55,7 @@ mod signal;
 mod time;
 #[cfg(feature = "net")]
 pub mod transport;
+mod wakers;
 
 pub use error::{LoopError, Panic};
 pub use event_loop::{Builder, EventLoop, debug_from_env, get_running_loop};
@@ -67,3 +68,4 @@ pub use remote::{ClockHold, RemoteHandle};
 #[cfg(feature = "signal")]
 pub use signal::{SignalError, has_default_disposition};
 pub use time::Timer;
+pub use wakers::Wakers;

@@ -10,7 +10,7 @@ use evloop_reactor::transport::{Protocol, Transport};
 
 use super::StoredError;
 use super::reader::StreamReader;
-use crate::wakers::Wakers;
+use evloop_reactor::Wakers;
 
 /// Flow control and the connection's end, shared by the protocol and the writer.
 #[derive(Default)]

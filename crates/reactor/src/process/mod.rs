@@ -23,11 +23,11 @@ use std::io;
 use std::process::Stdio;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Poll, Waker};
+use std::task::Poll;
 
 pub use pipe::{ChildStderr, ChildStdin, ChildStdout};
 
-use crate::EventLoop;
+use crate::{EventLoop, Wakers};
 
 /// What the loop knows about one child.
 pub(crate) struct ChildState {
@@ -35,7 +35,7 @@ pub(crate) struct ChildState {
     returncode: Cell<Option<i32>>,
     /// Pipes whose other end the child may still hold.
     pipes_open: Cell<usize>,
-    waiters: RefCell<Vec<Waker>>,
+    waiters: RefCell<Wakers>,
     /// Set when the loop closed with the child running and a thread took over its reaping:
     /// true once that thread reaped it. Signals are sent under this lock, so never to a pid the
     /// thread already released (and the kernel may have reused).
@@ -74,8 +74,8 @@ impl ChildState {
 
     fn wake_if_finished(&self) {
         if self.finished() {
-            let waiters = std::mem::take(&mut *self.waiters.borrow_mut());
-            waiters.into_iter().for_each(Waker::wake);
+            let waiters = self.waiters.borrow_mut().take();
+            waiters.wake_all();
         }
     }
 }
@@ -210,7 +210,7 @@ impl Command {
             pid,
             returncode: Cell::new(None),
             pipes_open: Cell::new(0),
-            waiters: RefCell::new(Vec::new()),
+            waiters: RefCell::default(),
             handed_over: RefCell::new(None),
         });
         // Pipes first: should registering one fail, the child is still watched below.
@@ -314,10 +314,7 @@ impl Process {
             if state.finished() {
                 return Poll::Ready(state.returncode.get().expect("finished"));
             }
-            let mut waiters = state.waiters.borrow_mut();
-            if !waiters.iter().any(|w| w.will_wake(cx.waker())) {
-                waiters.push(cx.waker().clone());
-            }
+            state.waiters.borrow_mut().register(cx.waker());
             Poll::Pending
         })
         .await

@@ -1,5 +1,5 @@
-//! The wakers of everything awaiting one event (a future's outcome, a stream's flow control),
-//! each task once.
+//! The wakers of everything awaiting one event (a future's outcome, a child's exit, a stream's
+//! flow control), each task once.
 //!
 //! Nearly always exactly one task awaits, so the first waker is kept inline and only a second
 //! awaiter allocates: a future made and awaited once per round trip (asyncio's
@@ -7,15 +7,26 @@
 
 use std::task::Waker;
 
+/// A set of wakers, one per task, woken together when the event they await happens.
+///
+/// ```
+/// use evloop_reactor::Wakers;
+/// use std::task::Waker;
+///
+/// let mut waiting = Wakers::default();
+/// waiting.register(Waker::noop());
+/// waiting.register(Waker::noop()); // the same task: kept once
+/// waiting.take().wake_all();
+/// ```
 #[derive(Default)]
-pub(crate) struct Wakers {
+pub struct Wakers {
     first: Option<Waker>,
     rest: Vec<Waker>,
 }
 
 impl Wakers {
     /// Adds `waker` unless one that wakes the same task is already there.
-    pub(crate) fn register(&mut self, waker: &Waker) {
+    pub fn register(&mut self, waker: &Waker) {
         match &self.first {
             None => self.first = Some(waker.clone()),
             Some(first) if first.will_wake(waker) => {}
@@ -29,12 +40,12 @@ impl Wakers {
 
     /// Takes every waker out, to wake once no borrow is held (a waker may run code that
     /// registers again).
-    pub(crate) fn take(&mut self) -> Wakers {
+    pub fn take(&mut self) -> Wakers {
         std::mem::take(self)
     }
 
     /// Wakes every waker, in the order they registered.
-    pub(crate) fn wake_all(self) {
+    pub fn wake_all(self) {
         if let Some(first) = self.first {
             first.wake();
         }
