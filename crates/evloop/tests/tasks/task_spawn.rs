@@ -165,6 +165,44 @@ fn task_names_current_task_and_all_tasks() {
     assert!(evloop::all_tasks().is_empty());
 }
 
+/// asyncio numbers tasks `Task-1`, `Task-2`... in creation order. Ids here stay in creation
+/// order on each thread, and tasks created on several threads at once never share one.
+#[test]
+fn task_ids_follow_creation_order_on_a_thread_and_are_unique_across_threads() {
+    fn ids(n: usize) -> Vec<u64> {
+        vrun(async move {
+            let tasks: Vec<_> = (0..n).map(|_| create_task(async {})).collect();
+            let ids = tasks.iter().map(|t| t.any().id()).collect();
+            for task in tasks {
+                task.await.unwrap();
+            }
+            ids
+        })
+        .unwrap()
+    }
+    // More than a thread's block of ids, so that each thread takes several.
+    let threads: Vec<_> = (0..4).map(|_| std::thread::spawn(|| ids(3000))).collect();
+    let mut all = Vec::new();
+    for thread in threads {
+        let ids = thread.join().unwrap();
+        assert!(
+            ids.windows(2).all(|w| w[0] < w[1]),
+            "creation order on a thread"
+        );
+        all.extend(ids);
+    }
+    let mut seen = all.clone();
+    seen.sort_unstable();
+    seen.dedup();
+    assert_eq!(seen.len(), all.len(), "an id was given twice");
+    let here = ids(3);
+    assert_eq!(
+        (here[1], here[2]),
+        (here[0] + 1, here[0] + 2),
+        "consecutive on one thread"
+    );
+}
+
 #[test]
 fn dropping_a_task_handle_does_not_cancel_it() {
     let finished = Rc::new(Cell::new(false));
