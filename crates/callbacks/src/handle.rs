@@ -212,6 +212,25 @@ impl Handle {
         crate::prefetch::prefetch(self.header.as_ptr());
     }
 
+    /// Gives up the handle's reference as a raw pointer (for the ready queue's stored form).
+    #[inline]
+    pub(crate) fn into_raw(self) -> NonNull<u8> {
+        ManuallyDrop::new(self).header.cast()
+    }
+
+    /// Takes back a reference given up by [`into_raw`](Handle::into_raw).
+    ///
+    /// # Safety
+    ///
+    /// `raw` came from `into_raw` and is taken back once.
+    #[inline]
+    pub(crate) unsafe fn from_raw(raw: NonNull<u8>) -> Handle {
+        Handle {
+            header: raw.cast(),
+            _not_send: PhantomData,
+        }
+    }
+
     #[inline]
     fn header(&self) -> &Header {
         // SAFETY: the block lives while any handle to it does.

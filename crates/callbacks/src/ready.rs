@@ -78,6 +78,31 @@ impl TaskRef {
         TaskRef { ptr, vtable }
     }
 
+    /// Takes the reference apart into what [`from_raw`](TaskRef::from_raw) took, giving up
+    /// ownership: the caller must rebuild it (or otherwise consume the pointer) exactly once.
+    ///
+    /// Code that may panic while holding the parts holds no value with a destructor, so the
+    /// compiler keeps them in registers (see `ReadyQueue`'s stored form).
+    ///
+    /// ```
+    /// # use evloop_callbacks::{TaskRef, TaskRefVTable};
+    /// # use std::ptr::NonNull;
+    /// # unsafe fn nothing(_: NonNull<()>) {}
+    /// # unsafe fn describe(_: NonNull<()>) -> String { String::new() }
+    /// # static VTABLE: TaskRefVTable =
+    /// #     TaskRefVTable { run: nothing, drop: nothing, describe, name: "Nop" };
+    /// let task = unsafe { TaskRef::from_raw(NonNull::dangling(), &VTABLE) };
+    /// let (ptr, vtable) = task.into_raw_parts();
+    /// // SAFETY: the parts were just taken from a reference, and are rebuilt once.
+    /// let task = unsafe { TaskRef::from_raw(ptr, vtable) };
+    /// assert_eq!(task.name(), "Nop");
+    /// ```
+    #[inline]
+    pub fn into_raw_parts(self) -> (NonNull<()>, &'static TaskRefVTable) {
+        let this = std::mem::ManuallyDrop::new(self);
+        (this.ptr, this.vtable)
+    }
+
     /// Runs the task, consuming the reference.
     pub fn run(self) {
         let this = std::mem::ManuallyDrop::new(self);
@@ -126,14 +151,6 @@ pub enum Ready {
 }
 
 impl Ready {
-    #[inline]
-    fn prefetch(&self) {
-        match self {
-            Ready::Handle(handle) => handle.prefetch(),
-            Ready::Task(task) => crate::prefetch::prefetch(task.ptr.as_ptr()),
-        }
-    }
-
     /// Drops the work without running it: a handle's callback is dropped even where the `Handle`
     /// is still held elsewhere, and a task reference is released.
     pub fn discard(self) {
@@ -146,6 +163,39 @@ impl Ready {
 /// How many entries ahead [`ReadyQueue::pop`] prefetches: enough to cover a miss while the
 /// entries in between run, few enough that the line is still cached when its turn comes.
 const PREFETCH_AHEAD: usize = 8;
+
+/// A [`Ready`] as the queue stores it: the same two words without a destructor. A pushed
+/// `Ready` (which has one) had to sit in memory for the unwind path of the deque's growth and
+/// was copied from there with one 16-byte load of two 8-byte stores, which the CPU cannot
+/// forward: every task wake-up stalled on it. The queue drops what is left in its `Drop`.
+#[derive(Clone, Copy, Debug)]
+enum Stored {
+    Handle(NonNull<u8>),
+    Task(NonNull<()>, &'static TaskRefVTable),
+}
+
+impl Stored {
+    /// # Safety
+    ///
+    /// `self` was stored by [`push_handle`](ReadyQueue::push_handle) or
+    /// [`push_task`](ReadyQueue::push_task), which gave up what it owns, and is turned back once.
+    #[inline]
+    unsafe fn into_ready(self) -> Ready {
+        match self {
+            // SAFETY: the caller's contract: the raw handle is the one `into_raw` gave up.
+            Stored::Handle(raw) => Ready::Handle(unsafe { Handle::from_raw(raw) }),
+            Stored::Task(ptr, vtable) => Ready::Task(TaskRef { ptr, vtable }),
+        }
+    }
+
+    #[inline]
+    fn prefetch(&self) {
+        match *self {
+            Stored::Handle(raw) => crate::prefetch::prefetch(raw.as_ptr()),
+            Stored::Task(ptr, _) => crate::prefetch::prefetch(ptr.as_ptr()),
+        }
+    }
+}
 
 /// The FIFO of ready work (asyncio's `_ready`).
 ///
@@ -168,7 +218,7 @@ const PREFETCH_AHEAD: usize = 8;
 /// ```
 #[derive(Debug, Default)]
 pub struct ReadyQueue {
-    entries: VecDeque<Ready>,
+    entries: VecDeque<Stored>,
 }
 
 impl ReadyQueue {
@@ -180,13 +230,14 @@ impl ReadyQueue {
     /// Appends a callback.
     #[inline]
     pub fn push_handle(&mut self, handle: Handle) {
-        self.entries.push_back(Ready::Handle(handle));
+        self.entries.push_back(Stored::Handle(handle.into_raw()));
     }
 
     /// Appends a task to poll.
     #[inline]
     pub fn push_task(&mut self, task: TaskRef) {
-        self.entries.push_back(Ready::Task(task));
+        let (ptr, vtable) = task.into_raw_parts();
+        self.entries.push_back(Stored::Task(ptr, vtable));
     }
 
     /// Takes the oldest entry.
@@ -197,7 +248,11 @@ impl ReadyQueue {
         if let Some(ahead) = self.entries.get(PREFETCH_AHEAD) {
             ahead.prefetch();
         }
-        self.entries.pop_front()
+        // SAFETY: every stored entry was pushed by push_handle / push_task and leaves the queue
+        // once, here.
+        self.entries
+            .pop_front()
+            .map(|stored| unsafe { stored.into_ready() })
     }
 
     /// How many entries are queued.
@@ -214,13 +269,23 @@ impl ReadyQueue {
 
     /// Removes every entry without running it, discarding each (see [`Ready::discard`]).
     pub fn clear(&mut self) {
-        self.take_all().into_iter().for_each(Ready::discard);
+        let mut all = self.take_all();
+        while let Some(entry) = all.pop() {
+            entry.discard();
+        }
     }
 
-    /// Takes every entry out, leaving the queue empty, for the caller to discard once it holds no
-    /// borrow that a callback's destructor could need (a loop's `close()`).
-    pub fn take_all(&mut self) -> VecDeque<Ready> {
-        std::mem::take(&mut self.entries)
+    /// Takes every entry out, leaving the queue empty, for the caller to discard (with
+    /// [`pop`](ReadyQueue::pop)) once it holds no borrow that a callback's destructor could need
+    /// (a loop's `close()`).
+    pub fn take_all(&mut self) -> ReadyQueue {
+        std::mem::take(self)
+    }
+}
+
+impl Drop for ReadyQueue {
+    fn drop(&mut self) {
+        while self.pop().is_some() {}
     }
 }
 
@@ -336,6 +401,29 @@ mod tests {
         first.run();
         queue.clear();
         assert_eq!((runs.get(), drops.get()), (1, 2));
+    }
+
+    /// The queue stores entries without their destructors: dropping it must release what
+    /// they own, once, and taking its entries out must move them, not copy them.
+    #[test]
+    fn dropping_the_queue_or_what_take_all_took_releases_every_entry_once() {
+        let runs = Rc::new(Cell::new(0));
+        let drops = Rc::new(Cell::new(0));
+        let captured = Rc::new(());
+        let mut queue = ReadyQueue::new();
+        for _ in 0..3 {
+            queue.push_task(counter_ref(&runs, &drops));
+            let captured = captured.clone();
+            queue.push_handle(Handle::new(move || drop(captured)));
+        }
+        let taken = queue.take_all();
+        assert!(queue.is_empty());
+        assert_eq!(taken.len(), 6);
+        queue.push_task(counter_ref(&runs, &drops));
+        drop(taken);
+        assert_eq!((drops.get(), Rc::strong_count(&captured)), (3, 1));
+        drop(queue);
+        assert_eq!((runs.get(), drops.get()), (0, 4));
     }
 
     #[test]

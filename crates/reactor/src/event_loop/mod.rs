@@ -337,11 +337,11 @@ impl EventLoop {
         // call back into the loop (and find it closed). Each destructor runs on its own under
         // `catch_unwind`, so one that panics is reported and the close still finishes: every
         // other callback dropped, every source deregistered, every hook run.
-        let ready = self.inner.ready.borrow_mut().take_all();
+        let mut ready = self.inner.ready.borrow_mut().take_all();
         let timers = self.inner.timers.borrow_mut().take_all();
         let remote = self.inner.shared.queue.close();
         self.inner.shared.drop_waker();
-        for entry in ready {
+        while let Some(entry) = ready.pop() {
             self.drop_reporting("a pending callback", || entry.discard());
         }
         for timer in timers {

@@ -66,23 +66,30 @@ impl EventLoop {
     /// [`schedule_task`](EventLoop::schedule_task) or through [`remote`](EventLoop::remote)).
     #[doc(hidden)]
     pub fn schedule_task_if_running(loop_id: u64, task: TaskRef) -> Result<(), TaskRef> {
+        // Hold the parts, which have no destructor, rather than the reference: the queue's
+        // `borrow_mut` may panic, and a reference live across it would be kept in memory for the
+        // unwind path and copied out of there with a load the CPU cannot forward from the two
+        // stores that put it there (a stall on every wake-up).
+        let (ptr, vtable) = task.into_raw_parts();
+        // SAFETY: rebuilds the reference just taken apart; each path below rebuilds it once.
+        let task = || unsafe { TaskRef::from_raw(ptr, vtable) };
         let inner = RUNNING_INNER.with(Cell::get);
         if inner.is_null() {
-            return Err(task);
+            return Err(task());
         }
         // SAFETY: RUNNING_INNER is non-null only between `enter` and the `RunningGuard`'s drop,
         // while the guard holds a clone of the loop, so the `Inner` is alive; and it is only
         // ever shared (`&`), like every other access to a loop from its own thread.
         let inner = unsafe { &*inner };
         if inner.id != loop_id {
-            return Err(task);
+            return Err(task());
         }
         // A running loop cannot be closed (close() refuses), so no closed check is needed.
         // What other threads sent first runs first (one order, as in asyncio).
         if inner.shared.queue.has_items() {
-            return Err(task);
+            return Err(task());
         }
-        inner.ready.borrow_mut().push_task(task);
+        inner.ready.borrow_mut().push_task(task());
         Ok(())
     }
 
