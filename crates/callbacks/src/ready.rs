@@ -285,7 +285,16 @@ impl ReadyQueue {
 
 impl Drop for ReadyQueue {
     fn drop(&mut self) {
-        while self.pop().is_some() {}
+        /// Finishes the drain during the unwind if an entry's destructor panics, so the entries
+        /// after it are still released, as a deque of owned entries releases them.
+        struct Rest<'a>(&'a mut ReadyQueue);
+        impl Drop for Rest<'_> {
+            fn drop(&mut self) {
+                while self.0.pop().is_some() {}
+            }
+        }
+        let rest = Rest(self);
+        while rest.0.pop().is_some() {}
     }
 }
 
@@ -424,6 +433,31 @@ mod tests {
         assert_eq!((drops.get(), Rc::strong_count(&captured)), (3, 1));
         drop(queue);
         assert_eq!((runs.get(), drops.get()), (0, 4));
+    }
+
+    #[test]
+    fn entries_after_one_whose_destructor_panics_are_still_released() {
+        struct PanicsOnDrop;
+        impl Drop for PanicsOnDrop {
+            fn drop(&mut self) {
+                panic!("a destructor panics");
+            }
+        }
+        let captured = Rc::new(());
+        let mut queue = ReadyQueue::new();
+        let bomb = PanicsOnDrop;
+        queue.push_handle(Handle::new(move || drop(bomb)));
+        for _ in 0..3 {
+            let captured = captured.clone();
+            queue.push_handle(Handle::new(move || drop(captured)));
+        }
+        let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(queue)));
+        assert!(dropped.is_err(), "the destructor's panic comes through");
+        assert_eq!(
+            Rc::strong_count(&captured),
+            1,
+            "the other entries were released"
+        );
     }
 
     #[test]

@@ -36,8 +36,9 @@ pub use catch::{CatchCancel, catch_cancel};
 use cell::{JoinTarget, Status, TaskCell, TaskObject};
 use registry::TaskHost;
 
-/// Task ids (and default names, `Task-N`) are unique across the process and count up from 1 on
-/// each thread. A thread takes them from this counter in blocks of [`ID_BLOCK`].
+/// Task ids (and default names, `Task-N`) are unique across the process and increase in
+/// creation order on each thread; a thread takes them from this counter in blocks of
+/// [`ID_BLOCK`], so only the thread that takes the first block starts at 1.
 static NEXT_TASK_ID: AtomicU64 = AtomicU64::new(1);
 
 /// How many ids a thread takes at once. A locked read-modify-write per task was 7% of a spawn:
@@ -49,8 +50,8 @@ thread_local! {
     static IDS: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
 }
 
-/// The next task id: one thread sees 1, 2, 3... as asyncio numbers its tasks; threads creating
-/// tasks at once get ids from different blocks (see docs/asyncio-mapping.md).
+/// The next task id: consecutive on one thread within a block, as asyncio numbers its tasks;
+/// threads creating tasks at once get ids from different blocks (see docs/asyncio-mapping.md).
 #[inline]
 fn next_task_id() -> u64 {
     IDS.with(|ids| {

@@ -71,7 +71,8 @@ impl EventLoop {
         // unwind path and copied out of there with a load the CPU cannot forward from the two
         // stores that put it there (a stall on every wake-up).
         let (ptr, vtable) = task.into_raw_parts();
-        // SAFETY: rebuilds the reference just taken apart; each path below rebuilds it once.
+        // SAFETY: rebuilds the reference just taken apart; each path below rebuilds it once,
+        // including the one that panics.
         let task = || unsafe { TaskRef::from_raw(ptr, vtable) };
         let inner = RUNNING_INNER.with(Cell::get);
         if inner.is_null() {
@@ -89,7 +90,12 @@ impl EventLoop {
         if inner.shared.queue.has_items() {
             return Err(task());
         }
-        inner.ready.borrow_mut().push_task(task());
+        let Ok(mut ready) = inner.ready.try_borrow_mut() else {
+            // Release the reference before reporting the misuse, as an owned one would be.
+            drop(task());
+            panic!("the ready queue is already borrowed");
+        };
+        ready.push_task(task());
         Ok(())
     }
 
