@@ -185,6 +185,7 @@ where
     F::Output: 'static,
     S: Schedule,
 {
+    #[inline]
     pub(crate) fn new(
         future: F,
         id: u64,

@@ -157,6 +157,7 @@ fn no_running_loop(what: &str, error: LoopError) -> ! {
 /// assert_eq!(answer.unwrap().unwrap(), 42);
 /// ```
 #[track_caller]
+#[inline]
 pub fn create_task<F>(future: F) -> Task<F::Output>
 where
     F: Future + 'static,

@@ -11,6 +11,7 @@
 //! holds a `Weak`, so it never keeps a loop's tasks alive past the loop.
 
 use std::cell::{OnceCell, RefCell};
+use std::ptr::NonNull;
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
 
@@ -33,7 +34,7 @@ pub(crate) struct TaskHost {
 }
 
 /// Live tasks by slot; the free slots form a list threaded through the entries (a free slot
-/// costs nothing beyond the entry it already is: the enum is the size of the `Arc`).
+/// costs nothing beyond the entry it already is: the enum is the size of the pointer).
 struct Slab {
     entries: Vec<Slot>,
     /// The first free slot, or [`NO_SLOT`].
@@ -41,10 +42,58 @@ struct Slab {
     live: usize,
 }
 
+/// A registry entry. A live one owns one count of its task's `Arc`, held as a raw pointer so
+/// that the entry has no destructor: an `Arc` being filed is then never kept in memory for an
+/// unwind path and copied out of it with a load the CPU cannot forward from the two stores that
+/// put it there (a stall on every spawn). The slab's `Drop` releases what is left.
 enum Slot {
-    Live(Arc<dyn TaskObject>),
+    Live(NonNull<dyn TaskObject>),
     /// A free slot and the next free one ([`NO_SLOT`] at the end of the list).
     Free(u32),
+}
+
+impl Slot {
+    fn live(task: Arc<dyn TaskObject>) -> Slot {
+        // SAFETY: an Arc's pointer is never null.
+        Slot::Live(unsafe { NonNull::new_unchecked(Arc::into_raw(task).cast_mut()) })
+    }
+
+    /// The task's `Arc`, taking over the entry's count.
+    fn into_task(self) -> Option<Arc<dyn TaskObject>> {
+        match self {
+            // SAFETY: a live entry owns one count of the Arc its pointer came from (`live`).
+            Slot::Live(task) => Some(unsafe { Arc::from_raw(task.as_ptr().cast_const()) }),
+            Slot::Free(_) => None,
+        }
+    }
+
+    /// A new `Arc` of a live entry's task (the entry keeps its own).
+    fn task(&self) -> Option<Arc<dyn TaskObject>> {
+        match self {
+            Slot::Live(task) => {
+                let task = task.as_ptr().cast_const();
+                // SAFETY: the entry's count keeps the Arc alive; the new count is the clone's.
+                unsafe {
+                    Arc::increment_strong_count(task);
+                    Some(Arc::from_raw(task))
+                }
+            }
+            Slot::Free(_) => None,
+        }
+    }
+
+    /// A live entry's task, borrowed from the entry.
+    fn get(&self) -> Option<&dyn TaskObject> {
+        match self {
+            // SAFETY: the entry's count keeps the task alive while the entry is borrowed.
+            Slot::Live(task) => Some(unsafe { task.as_ref() }),
+            Slot::Free(_) => None,
+        }
+    }
+
+    fn holds(&self, task: *const ()) -> bool {
+        matches!(self, Slot::Live(t) if t.as_ptr().cast::<()>().cast_const() == task)
+    }
 }
 
 const NO_SLOT: u32 = u32::MAX;
@@ -60,18 +109,23 @@ impl Default for Slab {
 }
 
 impl Slab {
-    fn live(&self) -> impl Iterator<Item = &Arc<dyn TaskObject>> {
-        self.entries.iter().filter_map(|slot| match slot {
-            Slot::Live(task) => Some(task),
-            Slot::Free(_) => None,
-        })
+    /// The live tasks, taking over the slab's counts.
+    fn into_live(mut self) -> Vec<Arc<dyn TaskObject>> {
+        std::mem::take(&mut self.entries)
+            .into_iter()
+            .filter_map(Slot::into_task)
+            .collect()
     }
+}
 
-    fn into_live(self) -> impl Iterator<Item = Arc<dyn TaskObject>> {
-        self.entries.into_iter().filter_map(|slot| match slot {
-            Slot::Live(task) => Some(task),
-            Slot::Free(_) => None,
-        })
+impl Drop for Slab {
+    fn drop(&mut self) {
+        // Collected first, so that one task's panicking destructor still lets the rest go.
+        let live: Vec<_> = std::mem::take(&mut self.entries)
+            .into_iter()
+            .filter_map(Slot::into_task)
+            .collect();
+        drop(live);
     }
 }
 
@@ -129,21 +183,30 @@ impl TaskHost {
 
     /// Registers a new task; returns its slot.
     pub(crate) fn add(&self, task: Arc<dyn TaskObject>) -> u32 {
-        let mut tasks = self.tasks.borrow_mut();
-        tasks.live += 1;
+        let task = Slot::live(task);
+        let Ok(mut tasks) = self.tasks.try_borrow_mut() else {
+            drop(task.into_task());
+            panic!("the task registry is already borrowed");
+        };
         let head = tasks.free_head;
         if head == NO_SLOT {
-            let slot = u32::try_from(tasks.entries.len())
+            let Some(slot) = u32::try_from(tasks.entries.len())
                 .ok()
                 .filter(|&slot| slot != NO_SLOT)
-                .expect("fewer than 2^32 - 1 live tasks");
-            tasks.entries.push(Slot::Live(task));
+            else {
+                drop(tasks);
+                drop(task.into_task());
+                panic!("fewer than 2^32 - 1 live tasks");
+            };
+            tasks.entries.push(task);
+            tasks.live += 1;
             return slot;
         }
-        match std::mem::replace(&mut tasks.entries[head as usize], Slot::Live(task)) {
+        match std::mem::replace(&mut tasks.entries[head as usize], task) {
             Slot::Free(next) => tasks.free_head = next,
             Slot::Live(_) => unreachable!("the free list holds only free slots"),
         }
+        tasks.live += 1;
         head
     }
 
@@ -153,9 +216,8 @@ impl TaskHost {
         let removed = {
             let mut tasks = self.tasks.borrow_mut();
             let tasks = &mut *tasks;
-            let ours = |entry: &Slot| matches!(entry, Slot::Live(t) if Arc::as_ptr(t).cast::<()>() == task);
             match tasks.entries.get_mut(slot as usize) {
-                Some(entry) if ours(entry) => {
+                Some(entry) if entry.holds(task) => {
                     let removed = std::mem::replace(entry, Slot::Free(tasks.free_head));
                     tasks.free_head = slot;
                     tasks.live -= 1;
@@ -172,7 +234,7 @@ impl TaskHost {
         };
         // Released with no borrow held (the step that ended the task still holds a reference,
         // so this never frees the cell here).
-        drop(removed);
+        drop(removed.and_then(Slot::into_task));
     }
 
     /// The tasks that are not done, in creation order.
@@ -180,9 +242,10 @@ impl TaskHost {
         let mut pending: Vec<_> = self
             .tasks
             .borrow()
-            .live()
-            .filter(|t| t.status() == Status::Pending)
-            .cloned()
+            .entries
+            .iter()
+            .filter(|slot| slot.get().is_some_and(|t| t.status() == Status::Pending))
+            .filter_map(Slot::task)
             .collect();
         pending.sort_unstable_by_key(|t| t.id());
         pending
@@ -196,7 +259,7 @@ impl TaskHost {
             if tasks.entries.is_empty() {
                 break;
             }
-            let mut tasks: Vec<_> = tasks.into_live().collect();
+            let mut tasks = tasks.into_live();
             tasks.sort_unstable_by_key(|t| t.id());
             for task in tasks {
                 task.abandon(Cancelled::with_message("Event loop is closed"));
