@@ -429,18 +429,26 @@ impl Handle {
     /// The last reference is gone: drop what the block holds and give the block back.
     #[inline(never)]
     fn free(&mut self) {
-        self.retire(CONSUMED, false);
-        let header = self.header.as_ptr();
-        // SAFETY: no other handle to the block exists; the context is dropped once, here, and
-        // the block is released with the layout it was allocated with.
-        unsafe {
-            let layout = (*header).vtable.layout;
-            std::ptr::drop_in_place(&raw mut (*header).context);
-            match layout {
-                None => pool::free(self.header.cast()),
-                Some(layout) => std::alloc::dealloc(header.cast(), layout),
+        /// Gives the block back when dropped, so that a callback whose destructor panics does
+        /// not take its block with it.
+        struct Release(NonNull<Header>);
+        impl Drop for Release {
+            fn drop(&mut self) {
+                let header = self.0.as_ptr();
+                // SAFETY: no other handle to the block exists; the context is dropped once,
+                // here, and the block is released with the layout it was allocated with.
+                unsafe {
+                    let layout = (*header).vtable.layout;
+                    std::ptr::drop_in_place(&raw mut (*header).context);
+                    match layout {
+                        None => pool::free(self.0.cast()),
+                        Some(layout) => std::alloc::dealloc(header.cast(), layout),
+                    }
+                }
             }
         }
+        let _release = Release(self.header);
+        self.retire(CONSUMED, false);
     }
 }
 
