@@ -192,9 +192,7 @@ impl EventLoop {
     /// one runs first).
     #[inline]
     fn push_ready(&self, handle: Handle) -> Result<Handle, LoopError> {
-        if self.inner.shared.queue.has_items() {
-            self.take_remote();
-        }
+        self.take_remote();
         self.inner.ready.borrow_mut().push_handle(handle.clone());
         Ok(handle)
     }
