@@ -13,11 +13,10 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
-use evloop_reactor::{EventLoop, LoopError};
+use evloop_reactor::{EventLoop, LoopError, Wakers};
 
 use crate::error::{Cancelled, FutureError, InvalidState};
 use crate::task::{Cancellable, Waiter, different_loop, register_waiter, resolve_delegation};
-use evloop_reactor::Wakers;
 
 enum State<T> {
     Pending,

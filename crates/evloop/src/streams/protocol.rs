@@ -6,11 +6,11 @@ use std::cell::{Cell, RefCell};
 use std::io;
 use std::task::Waker;
 
+use evloop_reactor::Wakers;
 use evloop_reactor::transport::{Protocol, Transport};
 
 use super::StoredError;
 use super::reader::StreamReader;
-use evloop_reactor::Wakers;
 
 /// Flow control and the connection's end, shared by the protocol and the writer.
 #[derive(Default)]

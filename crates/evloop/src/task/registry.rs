@@ -109,8 +109,11 @@ impl Default for Slab {
 }
 
 impl Slab {
-    /// The live tasks, taking over the slab's counts.
-    fn into_live(mut self) -> Vec<Arc<dyn TaskObject>> {
+    /// Empties the slab, handing over its counts: the live tasks, collected first, so that one
+    /// task's panicking destructor still lets the rest go when the caller drops them.
+    fn take_live(&mut self) -> Vec<Arc<dyn TaskObject>> {
+        self.free_head = NO_SLOT;
+        self.live = 0;
         std::mem::take(&mut self.entries)
             .into_iter()
             .filter_map(Slot::into_task)
@@ -120,12 +123,7 @@ impl Slab {
 
 impl Drop for Slab {
     fn drop(&mut self) {
-        // Collected first, so that one task's panicking destructor still lets the rest go.
-        let live: Vec<_> = std::mem::take(&mut self.entries)
-            .into_iter()
-            .filter_map(Slot::into_task)
-            .collect();
-        drop(live);
+        drop(self.take_live());
     }
 }
 
@@ -255,11 +253,10 @@ impl TaskHost {
     fn abandon_all(&self) {
         // Take the slab out first: a future's destructor may create or cancel tasks.
         loop {
-            let tasks = std::mem::take(&mut *self.tasks.borrow_mut());
-            if tasks.entries.is_empty() {
+            let mut tasks = self.tasks.borrow_mut().take_live();
+            if tasks.is_empty() {
                 break;
             }
-            let mut tasks = tasks.into_live();
             tasks.sort_unstable_by_key(|t| t.id());
             for task in tasks {
                 task.abandon(Cancelled::with_message("Event loop is closed"));
